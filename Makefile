@@ -1,0 +1,37 @@
+# Followthrough: the front door. `make run` starts the embedded stack, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint format token catalog bench reliability clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Install into .venv (only when pyproject.toml changed)
+
+run: install ## Start broker, SMTP sink and the three services in the foreground (Ctrl-C stops all)
+	$(PY) -m shared.devstack
+
+test: install ## Run the whole test suite
+	$(PY) -m pytest
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+token: install ## Mint a credential: make token TENANT=acme [SCOPES="goals:read goals:write"]
+	@test -n "$(TENANT)" || (echo "usage: make token TENANT=name [SCOPES=...]" >&2; exit 2)
+	@$(PY) -m services.cli token --tenant "$(TENANT)" $(if $(SCOPES),--scopes "$(SCOPES)",)
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

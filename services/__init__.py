@@ -1,0 +1,1 @@
+"""Followthrough's services, one package each: goals, sessions, notifications."""

@@ -1,0 +1,1 @@
+"""``followthrough``: the operator's command line."""

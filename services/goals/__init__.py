@@ -1,0 +1,1 @@
+"""The goals service: tenants' goals, milestones, participants, check-in policies and progress."""

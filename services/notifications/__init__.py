@@ -1,0 +1,1 @@
+"""The notifications service: webhook endpoints, email rules, messages and their delivery."""

@@ -1,0 +1,1 @@
+"""The sessions service: check-in schedules and occurrences, coaching sessions, streaks."""

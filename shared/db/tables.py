@@ -1,0 +1,81 @@
+"""Tables every service database has: the outbox, consumer dedupe and idempotency keys.
+
+They live in their own metadata and their own Alembic branch (``platform``),
+so each service's migrations create them once without copying their DDL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    text,
+)
+
+from shared.db.types import BigIntPk, JsonType, UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    """Metadata with the naming convention every service's tables use (stable migration names)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+platform_metadata = new_metadata()
+
+outbox = Table(
+    "outbox",
+    platform_metadata,
+    Column("id", BigIntPk, primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("key", String(255), nullable=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("headers", JsonType, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+)
+Index(
+    "ix_outbox_unsent",
+    outbox.c.id,
+    sqlite_where=text("sent_at IS NULL"),
+    postgresql_where=text("sent_at IS NULL"),
+)
+Index("ix_outbox_sent_at", outbox.c.sent_at)
+
+processed_events = Table(
+    "processed_events",
+    platform_metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("processed_at", UtcDateTime, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    platform_metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("method", String(10), nullable=False),
+    Column("path", String(2000), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("response_headers", JsonType, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+)
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)

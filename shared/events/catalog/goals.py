@@ -1,0 +1,158 @@
+"""Events the goals service emits (topic ``goals``).
+
+Each carries the whole goal snapshot, versioned, so consumers keep their own
+projection without ever calling back, and the newer version always wins.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from shared.events.catalog.common import Identifier, Participant, ShortText
+from shared.events.catalog.policy import CheckinPolicy
+from shared.events.envelope import CloudEvent, EventData
+
+GoalStatus = Literal["draft", "active", "paused", "completed", "abandoned"]
+MilestoneStatus = Literal["pending", "completed", "skipped"]
+GOALS_TOPIC = "goals"
+
+
+class MilestoneSnapshot(EventData):
+    milestone_id: Identifier
+    title: ShortText
+    due_date: date | None = None
+    status: MilestoneStatus = "pending"
+    completed_at: datetime | None = None
+    evidence_note: str | None = Field(default=None, max_length=2000)
+
+
+class GoalSnapshot(EventData):
+    goal_id: Identifier
+    external_ref: str | None = Field(default=None, max_length=128)
+    title: ShortText
+    description: str | None = Field(default=None, max_length=4000)
+    category: str | None = Field(default=None, max_length=64)
+    target_date: date | None = None
+    status: GoalStatus
+    version: int = Field(ge=1, description="Increases with every change; the newer version wins.")
+    participants: list[Participant] = Field(min_length=1, max_length=50)
+    policy: CheckinPolicy | None = None
+    milestones: list[MilestoneSnapshot] = Field(default_factory=list, max_length=200)
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def mentee(self) -> Participant:
+        return next(p for p in self.participants if p.role == "mentee")
+
+    @property
+    def timezone(self) -> str:
+        if self.policy is not None:
+            return self.policy.timezone
+        return self.mentee.timezone or "UTC"
+
+
+class GoalEventData(EventData):
+    goal: GoalSnapshot
+    previous_status: GoalStatus | None = None
+
+
+class MilestoneEventData(EventData):
+    goal: GoalSnapshot
+    milestone: MilestoneSnapshot
+
+
+class ProgressReportedData(EventData):
+    goal: GoalSnapshot
+    percent: int = Field(ge=0, le=100)
+    note: str | None = Field(default=None, max_length=2000)
+    reported_at: datetime
+
+
+class _GoalTopicEvent(CloudEvent):
+    topic: ClassVar[str] = GOALS_TOPIC
+
+
+class GoalCreated(_GoalTopicEvent):
+    type: Literal["goal.created"] = "goal.created"
+    data: GoalEventData
+
+
+class GoalUpdated(_GoalTopicEvent):
+    type: Literal["goal.updated"] = "goal.updated"
+    data: GoalEventData
+
+
+class GoalActivated(_GoalTopicEvent):
+    type: Literal["goal.activated"] = "goal.activated"
+    data: GoalEventData
+
+
+class GoalPaused(_GoalTopicEvent):
+    type: Literal["goal.paused"] = "goal.paused"
+    data: GoalEventData
+
+
+class GoalResumed(_GoalTopicEvent):
+    type: Literal["goal.resumed"] = "goal.resumed"
+    data: GoalEventData
+
+
+class GoalCompleted(_GoalTopicEvent):
+    type: Literal["goal.completed"] = "goal.completed"
+    data: GoalEventData
+
+
+class GoalAbandoned(_GoalTopicEvent):
+    type: Literal["goal.abandoned"] = "goal.abandoned"
+    data: GoalEventData
+
+
+class MilestoneCreated(_GoalTopicEvent):
+    type: Literal["milestone.created"] = "milestone.created"
+    data: MilestoneEventData
+
+
+class MilestoneUpdated(_GoalTopicEvent):
+    type: Literal["milestone.updated"] = "milestone.updated"
+    data: MilestoneEventData
+
+
+class MilestoneCompleted(_GoalTopicEvent):
+    type: Literal["milestone.completed"] = "milestone.completed"
+    data: MilestoneEventData
+
+
+class MilestoneSkipped(_GoalTopicEvent):
+    type: Literal["milestone.skipped"] = "milestone.skipped"
+    data: MilestoneEventData
+
+
+class MilestoneOverdue(_GoalTopicEvent):
+    type: Literal["milestone.overdue"] = "milestone.overdue"
+    data: MilestoneEventData
+
+
+class ProgressReported(_GoalTopicEvent):
+    type: Literal["progress.reported"] = "progress.reported"
+    data: ProgressReportedData
+
+
+GOAL_EVENTS: tuple[type[CloudEvent], ...] = (
+    GoalCreated,
+    GoalUpdated,
+    GoalActivated,
+    GoalPaused,
+    GoalResumed,
+    GoalCompleted,
+    GoalAbandoned,
+    MilestoneCreated,
+    MilestoneUpdated,
+    MilestoneCompleted,
+    MilestoneSkipped,
+    MilestoneOverdue,
+    ProgressReported,
+)

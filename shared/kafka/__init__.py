@@ -1,0 +1,1 @@
+"""Kafka building blocks: client options, topic setup, the producer and the consumer runner."""

@@ -1,0 +1,358 @@
+"""The consumer runner: the one loop every service uses to handle Kafka events.
+
+Guarantees, in order of importance:
+
+* an offset is committed only after the handler returned, i.e. after its work
+  is durable; a crash before the commit means redelivery, which handlers
+  absorb by deduplicating on the event id;
+* a message that cannot be processed (not JSON, unknown type, invalid data,
+  oversize, or a handler that keeps failing on it) goes to ``<topic>.dlq``
+  with the original bytes, headers and the reason, and the loop moves on;
+* an unavailable database or broker is not the message's fault: the batch is
+  retried with backoff for as long as it takes, never dead-lettered;
+* partitions are only handed to another member after the batch in flight has
+  been committed (the rebalance listener waits on the same lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from shared import metrics
+from shared.context import bound
+from shared.db.database import is_unavailable
+from shared.events import CloudEvent, EventError, parse_event
+from shared.kafka.config import client_options, dlq_topic
+from shared.kafka.producer import EventProducer, OutboundRecord
+from shared.logs import get_logger
+from shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedEvent:
+    event: CloudEvent
+    record: ConsumerRecord[bytes, bytes]
+
+    @property
+    def topic(self) -> str:
+        return str(self.record.topic)
+
+    @property
+    def partition(self) -> int:
+        return int(self.record.partition)
+
+    @property
+    def offset(self) -> int:
+        return int(self.record.offset)
+
+
+EventHandler = Callable[[Sequence[ConsumedEvent]], Awaitable[None]]
+"""Handles one partition's events, in order; returns only once its work is durable."""
+
+
+def event_scope(event: CloudEvent) -> contextlib.AbstractContextManager[None]:
+    """Bind an event's ids to the log context; handlers of batches use it per event."""
+    return bound(correlation_id=event.correlationid, tenant_id=event.tenantid, event_id=event.id)
+
+
+class PermanentHandlerError(Exception):
+    """Raised by a handler for an event that can never succeed: dead-letter it without retrying."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejected:
+    record: ConsumerRecord[bytes, bytes]
+    reason: str
+    error: str
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        topics: Sequence[str],
+        group_id: str,
+        handler: EventHandler,
+        producer: EventProducer,
+        service: str,
+        max_event_bytes: int = 1_048_576,
+        retry_delay: float = 0.2,
+    ) -> None:
+        self._settings = settings
+        self._topics = list(topics)
+        self._group_id = group_id
+        self._handler = handler
+        self._producer = producer
+        self._service = service
+        self._max_event_bytes = max_event_bytes
+        self._retry_delay = retry_delay
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._in_flight = asyncio.Lock()
+        self.running = asyncio.Event()
+
+    @property
+    def group_id(self) -> str:
+        return self._group_id
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self._group_id}")
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        """Finish the batch in flight, commit it, and leave the group."""
+        self._stopping.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records behind the high watermark, per assigned partition (as far as known)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        result: dict[TopicPartition, int] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            position = consumer._subscription.subscription.assignment.state_value(tp)
+            if highwater is None or position is None or position.position is None:
+                continue
+            result[tp] = max(0, highwater - position.position)
+        return result
+
+    async def _run(self) -> None:
+        backoff = self._retry_delay
+        while not self._stopping.is_set():
+            try:
+                consumer = await self._start_consumer()
+            except (KafkaError, OSError) as error:
+                log.warning("consumer.start.failed", group=self._group_id, error=str(error))
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            try:
+                self.running.set()
+                await self._consume(consumer)
+            finally:
+                self.running.clear()
+                self._consumer = None
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                log.info("consumer.stopped", group=self._group_id)
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            **client_options(self._settings),
+            group_id=self._group_id,
+            client_id=f"{self._service}-{self._group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._settings.consumer_max_batch,
+            fetch_max_wait_ms=100,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            rebalance_timeout_ms=30_000,
+        )
+        consumer.subscribe(self._topics, listener=_WaitForInFlight(self))
+        try:
+            await consumer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
+        self._consumer = consumer
+        log.info("consumer.started", group=self._group_id, topics=self._topics)
+        return consumer
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        backoff = self._retry_delay
+        while not self._stopping.is_set():
+            try:
+                batches = await consumer.getmany(timeout_ms=250)
+            except KafkaError as error:
+                log.warning("consumer.fetch.failed", group=self._group_id, error=str(error))
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            backoff = self._retry_delay
+            if not batches:
+                continue
+            async with self._in_flight:
+                offsets: dict[TopicPartition, int] = {}
+                for tp, records in batches.items():
+                    if not records:
+                        continue
+                    await self._process_partition(records)
+                    offsets[tp] = records[-1].offset + 1
+                await self._commit(consumer, offsets)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as error:
+            # The partitions moved to another member; it re-reads from the last
+            # commit and our handlers' dedupe makes that harmless.
+            log.warning("consumer.commit.lost", group=self._group_id, error=str(error))
+
+    async def _process_partition(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        accepted: list[ConsumedEvent] = []
+        rejected: list[_Rejected] = []
+        for record in records:
+            item = self._decode(record)
+            if isinstance(item, _Rejected):
+                rejected.append(item)
+            else:
+                accepted.append(item)
+        for item in rejected:
+            await self._dead_letter(item)
+        if not accepted:
+            return
+        if await self._attempt_forever(accepted) is None:
+            return
+        # Something in the batch fails for reasons of its own: find it, one event at a time.
+        for single in accepted:
+            await self._process_single(single)
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent | _Rejected:
+        value = record.value or b""
+        if len(value) > self._max_event_bytes:
+            return _Rejected(record, "oversize", f"{len(value)} bytes > {self._max_event_bytes}")
+        try:
+            event = parse_event(value)
+        except EventError as error:
+            return _Rejected(record, error.reason, str(error))
+        return ConsumedEvent(event, record)
+
+    async def _attempt_forever(self, events: Sequence[ConsumedEvent]) -> Exception | None:
+        """Run the handler, retrying infrastructure outages without limit.
+
+        Returns the error when the failure is about the events themselves.
+        """
+        backoff = self._retry_delay
+        while True:
+            try:
+                await self._call(events)
+                return None
+            except Exception as error:
+                if not is_unavailable(error) and not isinstance(error, KafkaError):
+                    metrics.HANDLER_ERRORS.labels(self._service, "event").inc()
+                    log.warning(
+                        "consumer.handler.failed",
+                        group=self._group_id,
+                        events=len(events),
+                        error=repr(error),
+                    )
+                    return error
+                metrics.HANDLER_ERRORS.labels(self._service, "transient").inc()
+                log.warning(
+                    "consumer.handler.unavailable",
+                    group=self._group_id,
+                    error=repr(error),
+                    retry_in=backoff,
+                )
+                if self._stopping.is_set():
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def _process_single(self, item: ConsumedEvent) -> None:
+        attempts = self._settings.consumer_handler_retries + 1
+        error: Exception | None = None
+        for attempt in range(attempts):
+            error = await self._attempt_forever([item])
+            if error is None:
+                return
+            if isinstance(error, PermanentHandlerError):
+                break
+            if attempt + 1 < attempts:
+                await asyncio.sleep(self._retry_delay * (2**attempt))
+        await self._dead_letter(
+            _Rejected(item.record, "handler_failed", repr(error)), event=item.event
+        )
+
+    async def _call(self, events: Sequence[ConsumedEvent]) -> None:
+        if len(events) == 1:
+            with event_scope(events[0].event):
+                await self._handler(events)
+        else:
+            await self._handler(events)
+        for item in events:
+            metrics.EVENTS_CONSUMED.labels(self._service, item.event.type, "handled").inc()
+
+    async def _dead_letter(self, item: _Rejected, event: CloudEvent | None = None) -> None:
+        record = item.record
+        headers = list(record.headers or ())
+        headers += [
+            ("dlq-reason", item.reason.encode()),
+            ("dlq-error", item.error[:2000].encode("utf-8", "replace")),
+            ("dlq-source-topic", record.topic.encode()),
+            ("dlq-source-partition", str(record.partition).encode()),
+            ("dlq-source-offset", str(record.offset).encode()),
+            ("dlq-consumer-group", self._group_id.encode()),
+            ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
+        ]
+        outbound = OutboundRecord(dlq_topic(record.topic), record.value or b"", record.key, headers)
+        backoff = self._retry_delay
+        while True:
+            try:
+                await self._producer.send_and_wait(outbound)
+                break
+            except (KafkaError, OSError) as error:
+                log.warning("consumer.dlq.unavailable", error=str(error), retry_in=backoff)
+                if self._stopping.is_set():
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        metrics.DEAD_LETTERED.labels(self._service, record.topic, item.reason).inc()
+        log.error(
+            "consumer.dead_lettered",
+            group=self._group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=item.reason,
+            error=item.error[:500],
+            event_id=event.id if event else None,
+            event_type=event.type if event else None,
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+class _WaitForInFlight(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hold a rebalance until the batch in flight has been handled and committed."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._runner._in_flight:
+            log.info("consumer.partitions.revoked", partitions=len(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info(
+            "consumer.partitions.assigned",
+            partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
+        )

@@ -1,0 +1,114 @@
+"""Structured logging: one JSON object per line, the same renderer for every library.
+
+structlog renders our own events; the standard library's records (uvicorn,
+aiokafka, SQLAlchemy, alembic) are routed through the same processor chain via
+``ProcessorFormatter`` so an operator reads one format with one set of fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Literal
+
+import orjson
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+LogFormat = Literal["json", "console", "auto"]
+
+_NOISY_LIBRARIES = {
+    "aiokafka": logging.WARNING,
+    "aiokafka.conn": logging.ERROR,
+    "aiokafka.consumer.group_coordinator": logging.WARNING,
+    "sqlalchemy": logging.WARNING,
+    "alembic": logging.WARNING,
+    "uvicorn.access": logging.WARNING,
+    "mail.log": logging.WARNING,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+}
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default).decode()
+
+
+def _service_adder(service: str) -> Processor:
+    def add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add_service
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Uvicorn duplicates its message with ANSI colours in ``color_message``; drop it."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def configure_logging(
+    service: str,
+    *,
+    level: str = "INFO",
+    fmt: LogFormat = "auto",
+    stream: Any = None,
+) -> None:
+    """Configure structlog and the standard library for one process.
+
+    Called once by each entry point (never at import), so tests and tools can
+    choose their own format and level.
+    """
+    out = stream if stream is not None else sys.stdout
+    use_console = fmt == "console" or (fmt == "auto" and out.isatty())
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        _service_adder(service),
+        _drop_color_message,
+    ]
+    renderer: Processor
+    if use_console:
+        renderer = structlog.dev.ConsoleRenderer()
+    else:
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    threshold = logging.getLevelName(level.upper())
+    for name, lib_level in _NOISY_LIBRARIES.items():
+        logging.getLogger(name).setLevel(max(lib_level, threshold))
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -1,0 +1,195 @@
+"""The outbox relay: publishes committed outbox rows to Kafka in commit order.
+
+One relay per service database is active at a time (database leadership), so
+rows go out in id order and a goal's events keep their order on its
+partition. A row is marked sent only after the broker acknowledged it; a crash
+between the two means the row is published again, which consumers absorb by
+event id. While the broker is down the rows simply wait, and the relay backs
+off and keeps trying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from aiokafka.errors import KafkaError
+from sqlalchemy import Row, delete, func, select, update
+
+from shared import metrics
+from shared.db.database import Database, is_unavailable
+from shared.db.leader import Leadership
+from shared.db.tables import outbox
+from shared.events.envelope import utc_now
+from shared.kafka.producer import EventProducer, OutboundRecord
+from shared.logs import get_logger
+from shared.outbox.writer import Outbox
+
+log = get_logger(__name__)
+RowT = TypeVar("RowT")
+
+MAX_BACKOFF_SECONDS = 10.0
+GAUGE_REFRESH_SECONDS = 5.0
+PURGE_EVERY_SECONDS = 600.0
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        producer: EventProducer,
+        outbox_writer: Outbox,
+        service: str,
+        batch_size: int = 500,
+        poll_seconds: float = 1.0,
+        retention: timedelta = timedelta(hours=72),
+    ) -> None:
+        self._database = database
+        self._producer = producer
+        self._signal = outbox_writer.committed
+        self._service = service
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._retention = retention
+        self._leadership = Leadership(database, f"{service}:outbox-relay")
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._gauges_at = 0.0
+        self._purged_at = 0.0
+        self.idle = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self._service}")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._signal.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        await self._leadership.release()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                if await self._leadership.acquire():
+                    drained = await self.publish_pending()
+                    await self._housekeeping()
+                else:
+                    drained = True
+                backoff = 0.1
+            except Exception as error:
+                self.idle.clear()
+                level = "warning" if _is_transient(error) else "error"
+                getattr(log, level)("outbox.relay.failed", error=repr(error), retry_in=backoff)
+                await self._wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            if drained:
+                self.idle.set()
+                await self._wait(self._poll_seconds)
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._signal.wait(), seconds)
+        self._signal.clear()
+
+    async def publish_pending(self) -> bool:
+        """Publish up to one batch; True when nothing is left to send."""
+        async with self._database.reader() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        outbox.c.id,
+                        outbox.c.topic,
+                        outbox.c.key,
+                        outbox.c.payload,
+                        outbox.c.headers,
+                        outbox.c.event_type,
+                    )
+                    .where(outbox.c.sent_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            return True
+        self.idle.clear()
+        results = await self._producer.send_many([_record(row) for row in rows])
+        sent = _acknowledged_prefix(rows, results)
+        if sent:
+            async with self._database.transaction() as session:
+                await session.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([row.id for row in sent]))
+                    .values(sent_at=utc_now())
+                )
+            for row in sent:
+                metrics.EVENTS_PRODUCED.labels(self._service, row.event_type).inc()
+        if len(sent) < len(rows):
+            failure = next(error for error in results if error is not None)
+            raise failure
+        return len(rows) < self._batch_size
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._gauges_at >= GAUGE_REFRESH_SECONDS:
+            self._gauges_at = now
+            await self._refresh_gauges()
+        if now - self._purged_at >= PURGE_EVERY_SECONDS:
+            self._purged_at = now
+            async with self._database.transaction() as session:
+                await session.execute(
+                    delete(outbox).where(outbox.c.sent_at < utc_now() - self._retention)
+                )
+
+    async def _refresh_gauges(self) -> None:
+        async with self._database.reader() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(outbox.c.created_at)).where(
+                        outbox.c.sent_at.is_(None)
+                    )
+                )
+            ).one()
+        metrics.OUTBOX_BACKLOG.labels(self._service).set(count)
+        age = 0.0
+        if oldest is not None:
+            age = max(0.0, (utc_now() - oldest).total_seconds())
+        metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(age)
+
+
+def _record(row: Row[*tuple[Any, ...]]) -> OutboundRecord:
+    headers = [(name, str(value).encode()) for name, value in (row.headers or {}).items()]
+    return OutboundRecord(
+        topic=row.topic,
+        value=row.payload,
+        key=row.key.encode() if row.key else None,
+        headers=headers,
+    )
+
+
+def _acknowledged_prefix(
+    rows: Sequence[RowT], results: Sequence[BaseException | None]
+) -> list[RowT]:
+    """Rows up to the first failure; marking a later row past a waiting one would reorder."""
+    sent: list[RowT] = []
+    for row, error in zip(rows, results, strict=True):
+        if error is not None:
+            break
+        sent.append(row)
+    return sent
+
+
+def _is_transient(error: BaseException) -> bool:
+    return is_unavailable(error) or isinstance(error, KafkaError)

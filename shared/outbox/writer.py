@@ -1,0 +1,64 @@
+"""Writing events into the outbox inside the caller's transaction.
+
+The row commits or rolls back with the state change that caused it, so an
+event is never published for a change that did not happen, and never lost for
+one that did. A successful commit wakes the relay at once; there is no
+polling delay on the happy path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.tables import outbox
+from shared.events import CloudEvent
+from shared.events.envelope import utc_now
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+
+
+class Outbox:
+    """Adds events to a session's transaction and signals the relay when it commits."""
+
+    def __init__(self, *, topic_prefix: str = "") -> None:
+        self._topic_prefix = topic_prefix
+        self.committed = asyncio.Event()
+
+    def topic_of(self, event: CloudEvent) -> str:
+        return f"{self._topic_prefix}{event.topic}"
+
+    async def add(self, session: AsyncSession, events: Iterable[CloudEvent]) -> None:
+        rows = [self._row(event) for event in events]
+        if not rows:
+            return
+        await session.execute(insert(outbox), rows)
+        sync_session = session.sync_session
+        if not sync_session.info.get("outbox_listener"):
+            sync_session.info["outbox_listener"] = True
+            sa_event.listen(sync_session, "after_commit", self._after_commit, once=True)
+            sa_event.listen(sync_session, "after_rollback", self._forget, once=True)
+
+    def _row(self, event: CloudEvent) -> dict[str, Any]:
+        return {
+            "event_id": event.id,
+            "event_type": event.type,
+            "topic": self.topic_of(event),
+            "key": event.partitionkey,
+            "payload": event.to_json(),
+            "headers": {"content-type": CONTENT_TYPE, "correlation-id": event.correlationid},
+            "created_at": utc_now(),
+            "sent_at": None,
+        }
+
+    def _after_commit(self, session: Any) -> None:
+        session.info.pop("outbox_listener", None)
+        self.committed.set()
+
+    def _forget(self, session: Any) -> None:
+        session.info.pop("outbox_listener", None)

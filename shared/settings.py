@@ -1,0 +1,151 @@
+"""Settings shared by every service, read once at start by pydantic-settings.
+
+Each service subclasses :class:`ServiceSettings` with its own env prefix
+(``GOALS_``, ``SESSIONS_``, ``NOTIFICATIONS_``). Settings every service needs
+alike (the broker, the signing keys) may also be given once as
+``FOLLOWTHROUGH_<NAME>``; the service's own prefix wins where both are set.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+Environment = Literal["development", "test", "production"]
+COMMON_PREFIX = "FOLLOWTHROUGH_"
+
+
+class ServiceSettings(BaseSettings):
+    """Everything a Followthrough service process is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+    service_name: ClassVar[str] = "service"
+
+    environment: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console", "auto"] = "auto"
+    data_dir: Path = Path(".data")
+    database_url: str = ""
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    run_migrations: bool = True
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = ""
+    kafka_enable_idempotence: bool = False
+    kafka_create_topics: bool = True
+    kafka_topic_partitions: int = Field(default=6, ge=1, le=1000)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    consumer_max_batch: int = Field(default=200, ge=1, le=10_000)
+    consumer_handler_retries: int = Field(default=3, ge=0, le=100)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    outbox_retention_hours: float = Field(default=72, gt=0)
+
+    auth_issuer: str = "followthrough"
+    auth_audience: str = "followthrough-api"
+    auth_jwks: SecretStr | None = None
+    auth_keys_file: Path | None = None
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=600)
+
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @classmethod
+    def env_prefix(cls) -> str:
+        prefix = cls.model_config.get("env_prefix", "")
+        return str(prefix)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env_file = cls.model_config.get("env_file")
+        common_env = EnvSettingsSource(settings_cls, env_prefix=COMMON_PREFIX)
+        common_dotenv = DotEnvSettingsSource(
+            settings_cls, env_file=env_file, env_prefix=COMMON_PREFIX
+        )
+        return (
+            init_settings,
+            env_settings,
+            common_env,
+            dotenv_settings,
+            common_dotenv,
+            file_secret_settings,
+        )
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Self:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / self.service_name}.db"
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_defaults_in_production(self) -> Self:
+        """Outside development, every secret must be set explicitly and keys must be given."""
+        if self.environment != "production":
+            return self
+        for name, field in type(self).model_fields.items():
+            if field.annotation is SecretStr and getattr(self, name) == field.default:
+                raise ValueError(f"{name} must be set explicitly in production")
+        if self.auth_jwks is None and self.auth_keys_file is None:
+            raise ValueError("auth_jwks or auth_keys_file must be set in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def topic(self, name: str) -> str:
+        """The full Kafka topic name for a logical topic, with this deployment's prefix."""
+        return f"{self.kafka_topic_prefix}{name}"
+
+    def resolved_keys_file(self) -> Path:
+        return self.auth_keys_file or self.data_dir / "keys" / "jwks.json"
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def describe_settings_error(cls: type[ServiceSettings], error: ValidationError) -> str:
+    """A message naming the environment variable behind every invalid setting."""
+    prefix = cls.env_prefix()
+    lines = [f"invalid configuration for the {cls.service_name} service:"]
+    for item in error.errors():
+        loc = item.get("loc") or ()
+        field = str(loc[0]) if loc else ""
+        variable = f"{prefix}{field.upper()}" if field else f"({prefix}* settings)"
+        lines.append(f"  {variable}: {item.get('msg', 'invalid')}")
+    return "\n".join(lines)
+
+
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Build settings or stop the process with a message naming each bad variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        print(describe_settings_error(cls, error), file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
