@@ -55,6 +55,8 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100, le=60_000)
     consumer_max_batch: int = Field(default=200, ge=1, le=10_000)
     consumer_handler_retries: int = Field(default=3, ge=0, le=100)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)

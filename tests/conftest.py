@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.auth.keys import generate_key, write_jwks
 from shared.auth.tokens import ALL_SCOPES, TokenIssuer
 from shared.devstack.broker import TansuBroker
+from shared.settings import ServiceSettings
+from tests.support import postgres
 
 ISSUER = "followthrough"
 AUDIENCE = "followthrough-api"
@@ -64,3 +67,73 @@ def auth_headers(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token(tenant, scopes)}"}
 
     return headers
+
+
+@pytest.fixture(scope="session")
+def postgres_reachable() -> bool:
+    return postgres.reachable()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if postgres.reachable():
+        return (
+            f"PostgreSQL: reachable ({postgres.ADMIN_DSN}); "
+            "database tests run on SQLite and PostgreSQL"
+        )
+    return (
+        f"PostgreSQL: NOT reachable at {postgres.ADMIN_DSN}; "
+        "the PostgreSQL variants of database tests are SKIPPED"
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_backend(request: pytest.FixtureRequest, postgres_reachable: bool) -> str:
+    """Database-backed tests run once per backend; PostgreSQL is skipped (loudly) when absent."""
+    backend: str = request.param
+    if backend == "postgres" and not postgres_reachable:
+        pytest.skip(f"PostgreSQL not reachable at {postgres.ADMIN_DSN}")
+    return backend
+
+
+@pytest.fixture
+def database_url_for(db_backend: str, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """A fresh database per name for this test, on this test's backend."""
+    created: list[str] = []
+
+    def url(name: str) -> str:
+        if db_backend == "sqlite":
+            return f"sqlite+aiosqlite:///{tmp_path / 'data' / name}.db"
+        database, dsn = postgres.create_database(name)
+        created.append(database)
+        return dsn
+
+    try:
+        yield url
+    finally:
+        for database in created:
+            postgres.drop_database(database)
+
+
+@pytest.fixture
+def settings_for(
+    broker: TansuBroker,
+    topic_prefix: str,
+    keys_file: Path,
+    tmp_path: Path,
+    database_url_for: Callable[[str], str],
+) -> Callable[..., Any]:
+    """Build a service's settings for this test: own database, data dir, topic prefix, keys."""
+    from tests.support.apps import make_settings
+
+    def build(cls: type[ServiceSettings], **overrides: Any) -> ServiceSettings:
+        overrides.setdefault("database_url", database_url_for(cls.service_name))
+        return make_settings(
+            cls,
+            data_dir=tmp_path / "data",
+            bootstrap=broker.bootstrap_servers,
+            topic_prefix=topic_prefix,
+            keys_file=keys_file,
+            **overrides,
+        )
+
+    return build

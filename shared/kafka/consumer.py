@@ -167,8 +167,8 @@ class ConsumerRunner:
             auto_offset_reset="earliest",
             max_poll_records=self._settings.consumer_max_batch,
             fetch_max_wait_ms=100,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
+            session_timeout_ms=self._settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
             rebalance_timeout_ms=30_000,
         )
         consumer.subscribe(self._topics, listener=_WaitForInFlight(self))

@@ -1,12 +1,15 @@
-"""Reading what services published, with an independent aiokafka consumer."""
+"""Reading what services published, with an independent aiokafka consumer.
+
+The reader assigns every partition itself instead of joining a group: it is
+a bystander, and a group join costs seconds on some brokers.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.events import CloudEvent, parse_event
 
@@ -19,21 +22,42 @@ async def read_events(
     timeout: float = 30.0,
 ) -> list[CloudEvent]:
     """Read ``topic`` from the beginning until ``until(events)`` holds (or time runs out)."""
-    consumer = AIOKafkaConsumer(
+    records = await read_records(
+        bootstrap,
         topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        until=lambda rs: until([parse_event(r.value) for r in rs]),
+        timeout=timeout,
+    )
+    return [parse_event(record.value) for record in records]
+
+
+async def read_records(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float = 30.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Raw records of ``topic`` from the beginning, until ``until(records)`` holds."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
-    events: list[CloudEvent] = []
+    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         async with asyncio.timeout(timeout):
-            while not until(events):
-                batches = await consumer.getmany(timeout_ms=200)
-                for records in batches.values():
-                    events.extend(parse_event(record.value) for record in records)
+            partitions = None
+            while not partitions:
+                partitions = consumer.partitions_for_topic(topic)
+                if not partitions:
+                    await consumer._client.force_metadata_update()
+                    await asyncio.sleep(0.05)
+            consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+            await consumer.seek_to_beginning()
+            while not until(records):
+                batches = await consumer.getmany(timeout_ms=100)
+                for batch in batches.values():
+                    records.extend(batch)
     finally:
         await consumer.stop()
-    return events
+    return records

@@ -40,7 +40,9 @@ class ServiceProcess:
         prefix = ENV_PREFIX[self.name]
         env = {**os.environ, **self.env, f"{prefix}_PORT": str(self.port)}
         self._log = self.log_path.open("ab")
-        self.process = spawn([sys.executable, "-m", f"services.{self.name}"], env=env, stdout=self._log)
+        self.process = spawn(
+            [sys.executable, "-m", f"services.{self.name}"], env=env, stdout=self._log
+        )
         process = self.process
 
         def healthy() -> bool:
