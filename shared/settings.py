@@ -70,6 +70,11 @@ class ServiceSettings(BaseSettings):
     auth_leeway_seconds: int = Field(default=30, ge=0, le=600)
 
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    link_signing_secret: SecretStr = SecretStr("development-link-secret-change-me")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where people reach this service from outside (used in signed links).",
+    )
 
     @classmethod
     def env_prefix(cls) -> str:
