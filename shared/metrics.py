@@ -55,3 +55,29 @@ CONSUMER_LAG = Gauge(
     "Records between the consumer position and the partition high watermark.",
     ["service", "topic", "partition"],
 )
+SCHEDULER_LAG = Gauge(
+    "followthrough_scheduler_lag_seconds",
+    "Now minus the due time of the oldest due, unfired timer (0 when none is due).",
+    ["service", "kind"],
+)
+TIMERS_FIRED = Counter(
+    "followthrough_timers_fired_total",
+    "Timers fired by the scheduler, by kind and whether they fired late (after downtime).",
+    ["service", "kind", "late"],
+)
+DELIVERIES = Counter(
+    "followthrough_deliveries_total",
+    "Delivery attempts by channel (webhook, email) and outcome (succeeded, retrying, failed).",
+    ["service", "channel", "outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "followthrough_delivery_latency_seconds",
+    "From the domain event's time to its successful delivery, by channel.",
+    ["service", "channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+ENDPOINTS = Gauge(
+    "followthrough_endpoints",
+    "Webhook endpoints by state (enabled, disabled, failing).",
+    ["service", "state"],
+)
