@@ -55,6 +55,8 @@ def _typed_error(error: ValidationError, raw: bytes | str | Mapping[str, Any]) -
     first = errors[0] if errors else {"type": ""}
     kind = first["type"]
     if kind in {"json_invalid", "json_type", "model_type", "dict_type"} and not first.get("loc"):
+        if isinstance(raw, bytes) and not _is_utf8(raw):
+            return MalformedEventError("event is not valid UTF-8")
         return MalformedEventError(f"event is not a JSON object: {first.get('msg', '')}")
     if kind == "union_tag_invalid":
         ctx = first.get("ctx")
@@ -64,6 +66,14 @@ def _typed_error(error: ValidationError, raw: bytes | str | Mapping[str, Any]) -
     event_type = str(first["loc"][0]) if first.get("loc") else None
     trimmed = [{**item, "loc": tuple(item["loc"])[1:]} for item in errors]
     return InvalidEventError(event_type, trimmed)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def build_event(
