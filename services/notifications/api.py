@@ -1,12 +1,21 @@
-"""HTTP routes of the notifications service."""
+"""HTTP routes for webhook endpoints: thin, they validate, authorise and call the service layer."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from services.notifications.schemas import EndpointCreate, EndpointCreated, EndpointOut
+from services.notifications.schemas import (
+    EndpointCreate,
+    EndpointCreated,
+    EndpointOut,
+    EndpointPage,
+    EndpointPatch,
+    EndpointStats,
+    SecretRotated,
+    TestSent,
+)
 from services.notifications.service import EndpointsService
 from shared.auth.tokens import Principal
 from shared.http.problems import problem_responses
@@ -16,6 +25,7 @@ router = APIRouter(prefix="/v1", tags=["endpoints"])
 
 Reader = Annotated[Principal, Depends(require("notifications:read"))]
 Writer = Annotated[Principal, Depends(require("notifications:write"))]
+EndpointId = Annotated[str, Path(min_length=1, max_length=36)]
 
 
 def get_endpoints(request: Request) -> EndpointsService:
@@ -41,11 +51,84 @@ async def create_endpoint(
     return created
 
 
+@router.get("/endpoints", response_model=EndpointPage, summary="List webhook endpoints")
+async def list_endpoints(
+    principal: Reader,
+    endpoints: Endpoints,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> EndpointPage:
+    return await endpoints.list(principal.tenant_id, cursor, limit)
+
+
 @router.get(
     "/endpoints/{endpoint_id}",
     response_model=EndpointOut,
     summary="Read a webhook endpoint",
     responses=problem_responses(404),
 )
-async def get_endpoint(endpoint_id: str, principal: Reader, endpoints: Endpoints) -> EndpointOut:
+async def get_endpoint(
+    endpoint_id: EndpointId, principal: Reader, endpoints: Endpoints
+) -> EndpointOut:
     return await endpoints.get(principal.tenant_id, endpoint_id)
+
+
+@router.patch(
+    "/endpoints/{endpoint_id}",
+    response_model=EndpointOut,
+    summary="Change a webhook endpoint",
+    description="Only the fields given change. Disabling emits endpoint.disabled (operator).",
+    responses=problem_responses(404),
+)
+async def update_endpoint(
+    endpoint_id: EndpointId, payload: EndpointPatch, principal: Writer, endpoints: Endpoints
+) -> EndpointOut:
+    return await endpoints.update(principal.tenant_id, endpoint_id, payload)
+
+
+@router.delete(
+    "/endpoints/{endpoint_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a webhook endpoint",
+    description="Pending deliveries to it are cancelled; its history stays readable.",
+    responses=problem_responses(404),
+)
+async def delete_endpoint(endpoint_id: EndpointId, principal: Writer, endpoints: Endpoints) -> None:
+    await endpoints.delete(principal.tenant_id, endpoint_id)
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/rotate-secret",
+    response_model=SecretRotated,
+    summary="Rotate the signing secret",
+    description="The previous secret keeps signing alongside the new one for the overlap window.",
+    responses=problem_responses(404),
+)
+async def rotate_secret(
+    endpoint_id: EndpointId, principal: Writer, endpoints: Endpoints
+) -> SecretRotated:
+    return await endpoints.rotate_secret(principal.tenant_id, endpoint_id)
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/test",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TestSent,
+    summary="Send a test event (webhook.test) to this endpoint",
+    responses=problem_responses(404),
+)
+async def send_test(endpoint_id: EndpointId, principal: Writer, endpoints: Endpoints) -> TestSent:
+    return await endpoints.send_test(principal.tenant_id, endpoint_id)
+
+
+@router.get(
+    "/endpoints/{endpoint_id}/stats",
+    response_model=EndpointStats,
+    summary="Success rate and median latency of the last 24 hours",
+    responses=problem_responses(404),
+)
+async def endpoint_stats(
+    endpoint_id: EndpointId, principal: Reader, endpoints: Endpoints
+) -> EndpointStats:
+    return await endpoints.stats(principal.tenant_id, endpoint_id)

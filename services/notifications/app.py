@@ -1,4 +1,4 @@
-"""Composition root of the notifications service."""
+"""Composition root of the notifications service: builds every part from settings, once."""
 
 from __future__ import annotations
 
@@ -6,12 +6,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifications.api import router
+from services.notifications import api, api_email, api_operations
+from services.notifications.digest import DigestScheduler
 from services.notifications.dispatcher import Dispatcher
+from services.notifications.email_service import EmailConfigService
 from services.notifications.intake import IntakeHandler
 from services.notifications.models import Base
+from services.notifications.operations import OperationsService
 from services.notifications.service import EndpointsService
 from services.notifications.settings import NotificationsSettings
+from services.notifications.signing import SecretBox
+from services.notifications.smtp import SmtpPool
+from services.notifications.ssrf import AddressPolicy, Guard, Resolver, system_resolver
 from services.notifications.webhook_sender import WebhookSender
 from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
@@ -23,9 +29,21 @@ from shared.kafka.consumer import ConsumerRunner
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+TAGS = [
+    {"name": "endpoints", "description": "Webhook endpoints, their secrets and statistics."},
+    {"name": "operations", "description": "Messages, deliveries, attempts, replay and routing."},
+    {"name": "email", "description": "Email rules, templates, preferences and unsubscribe."},
+]
 
 
-def create_app(settings: NotificationsSettings, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: NotificationsSettings,
+    *,
+    clock: Clock | None = None,
+    resolver: Resolver | None = None,
+) -> FastAPI:
+    """Build the service. ``clock`` drives retries and digests; ``resolver`` plays DNS in tests."""
+    clock = clock or SystemClock()
     consumed = [settings.topic(GOALS_TOPIC), settings.topic(SESSIONS_TOPIC)]
     runtime = ServiceRuntime(
         settings,
@@ -38,19 +56,25 @@ def create_app(settings: NotificationsSettings, *, clock: Clock | None = None) -
             *(dlq_topic(topic) for topic in consumed),
         ],
     )
-    dispatcher = Dispatcher(
-        runtime,
-        settings,
-        WebhookSender(timeout=settings.webhook_timeout_seconds),
-        clock or SystemClock(),
+    guard = Guard(AddressPolicy(settings.webhook_allowed_networks), resolver or system_resolver)
+    box = SecretBox(settings.secrets_key.get_secret_value())
+    sender = WebhookSender(
+        guard,
+        timeout=settings.webhook_timeout_seconds,
+        connect_timeout=settings.webhook_connect_timeout_seconds,
+        max_response_bytes=settings.webhook_max_response_bytes,
     )
-    runtime.add(dispatcher)
+    smtp = SmtpPool(settings)
+    dispatcher = runtime.add(Dispatcher(runtime, settings, sender, smtp, box, clock))
+    digest = runtime.add(DigestScheduler(runtime.database, settings, clock, dispatcher.wake))
+    # Only the domain topics are consumed: notification.* events are never routed back into
+    # webhooks or email, so a failing endpoint can never feed itself notifications about failing.
     runtime.add(
         ConsumerRunner(
             settings,
             topics=consumed,
             group_id=settings.consumer_group,
-            handler=IntakeHandler(runtime.database, dispatcher.wake),
+            handler=IntakeHandler(runtime.database, dispatcher.wake, clock),
             producer=runtime.producer,
             service="notifications",
         )
@@ -59,7 +83,13 @@ def create_app(settings: NotificationsSettings, *, clock: Clock | None = None) -
         runtime,
         title="Followthrough notifications",
         description="Webhook endpoints and email rules; messages, deliveries and attempts.",
-        routers=[router],
+        routers=[api.router, api_operations.router, api_email.router],
+        tags=TAGS,
     )
-    app.state.endpoints = EndpointsService(runtime, settings)
+    app.state.endpoints = EndpointsService(runtime, settings, guard, box, clock, dispatcher.wake)
+    app.state.operations = OperationsService(runtime, clock, dispatcher.wake)
+    app.state.email = EmailConfigService(runtime, settings, clock)
+    app.state.dispatcher = dispatcher
+    app.state.digest = digest
+    app.state.smtp = smtp
     return app

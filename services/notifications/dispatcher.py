@@ -1,35 +1,37 @@
 """The delivery worker: leases due deliveries from the database queue and attempts them.
 
 Deliveries run from the database, never inside the Kafka handler, so a slow
-endpoint cannot hold up intake. Each attempt's outcome, the delivery's new
-state and (when it is final) its notification.sent/failed event are written
-in one transaction.
+endpoint cannot hold up intake. Work is claimed only for lanes with room
+(see ``lanes``): a hanging endpoint holds at most its own few slots, and the
+claim query skips it, so everyone else's deliveries keep flowing. A lease
+(``locked_until``) marks claimed rows; if this process dies mid-attempt, the
+lease runs out and any replica picks the delivery up again (at least once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-from datetime import datetime, timedelta
+import functools
+import time
+from datetime import timedelta
 
-from services.notifications.models import Attempt, Delivery, Endpoint, Message
-from services.notifications.repository import NotificationsRepository
+from services.notifications.email_delivery import EmailDelivery
+from services.notifications.lanes import EMAIL_LANE, Lanes
+from services.notifications.models import Endpoint
+from services.notifications.outcomes import Claimed, OutcomeRecorder
+from services.notifications.repository import CANCELLED, NotificationsRepository
 from services.notifications.settings import NotificationsSettings
+from services.notifications.signing import SecretBox
+from services.notifications.smtp import SmtpPool
 from services.notifications.webhook_sender import AttemptResult, WebhookSender
+from shared import metrics
 from shared.clock import Clock
 from shared.context import bound
-from shared.events.catalog.notifications import (
-    NotificationFailed,
-    NotificationOutcomeData,
-    NotificationSent,
-)
-from shared.events.registry import build_event
 from shared.logs import get_logger
 from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
-SOURCE = "/followthrough/notifications"
 
 
 class Dispatcher:
@@ -38,18 +40,27 @@ class Dispatcher:
         runtime: ServiceRuntime,
         settings: NotificationsSettings,
         sender: WebhookSender,
+        smtp: SmtpPool,
+        box: SecretBox,
         clock: Clock,
     ) -> None:
-        self._runtime = runtime
         self._db = runtime.database
         self._settings = settings
         self._sender = sender
+        self._smtp = smtp
+        self._box = box
         self._clock = clock
+        self._recorder = OutcomeRecorder(runtime, settings, clock)
+        self._email = EmailDelivery(runtime, settings, clock, smtp, self._recorder)
+        self._lanes = Lanes(
+            default_concurrency=settings.webhook_endpoint_concurrency,
+            email_concurrency=settings.smtp_pool_size,
+        )
         self.wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.dispatch_concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._stats_at = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
@@ -61,143 +72,151 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=self._settings.webhook_timeout_seconds)
+            await asyncio.wait(self._in_flight, timeout=self._settings.webhook_timeout_seconds + 1)
+        for task in list(self._in_flight):
+            task.cancel()
         await self._sender.close()
+        await self._smtp.close()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            claimed = 0
             try:
                 claimed = await self._claim()
+                await self._refresh_gauges()
             except Exception as error:
                 log.warning("dispatch.claim.failed", error=repr(error))
-                claimed = []
                 await self._sleep(1.0)
-            if len(claimed) < self._settings.dispatch_batch_size:
-                await self._sleep(self._settings.dispatch_poll_seconds)
+                continue
+            if claimed < self._settings.dispatch_batch_size:
+                wait = self._settings.dispatch_poll_seconds
+                token = self._lanes.next_token_in()
+                await self._sleep(min(wait, token) if token else wait)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), seconds)
         self.wake.clear()
 
-    async def _claim(self) -> list[Delivery]:
+    async def _claim(self) -> int:
+        room = self._settings.dispatch_max_in_flight - len(self._in_flight)
+        if room <= 0:
+            return 0
+        saturated = self._lanes.saturated()
         now = self._clock.now()
         lease = now + timedelta(seconds=self._settings.dispatch_lease_seconds)
+        accepted: list[Claimed] = []
         async with self._db.transaction() as session:
             repository = NotificationsRepository(session)
-            deliveries = await repository.claim_due(now, lease, self._settings.dispatch_batch_size)
+            candidates = await repository.due_candidates(
+                now,
+                min(room, self._settings.dispatch_batch_size),
+                skip_endpoints=[key for key in saturated if key != EMAIL_LANE],
+                skip_email=EMAIL_LANE in saturated,
+            )
+            if not candidates:
+                return 0
             endpoints = await repository.endpoints_by_id(
-                [d.endpoint_id for d in deliveries if d.endpoint_id]
+                [d.endpoint_id for d in candidates if d.endpoint_id]
             )
-            messages = await repository.messages_by_id([d.message_id for d in deliveries])
-        for delivery in deliveries:
-            await self._slots.acquire()
-            endpoint = endpoints.get(delivery.endpoint_id or "")
-            task = asyncio.create_task(
-                self._attempt(delivery, messages[delivery.message_id], endpoint)
-            )
+            messages = await repository.messages_by_id([d.message_id for d in candidates])
+            for delivery in candidates:
+                endpoint = endpoints.get(delivery.endpoint_id or "")
+                key = EMAIL_LANE if delivery.channel == "email" else delivery.endpoint_id or ""
+                if key == EMAIL_LANE:
+                    lane = self._lanes.get(EMAIL_LANE)
+                else:
+                    lane = self._lanes.get(
+                        key,
+                        rate_per_second=(endpoint.rate_limit_per_second if endpoint else None)
+                        or self._settings.webhook_default_rate_per_second,
+                    )
+                if not lane.has_room():
+                    continue  # left unleased: the next claim finds it when the lane frees up
+                lane.take()
+                accepted.append(
+                    Claimed(
+                        delivery_id=delivery.id,
+                        channel=delivery.channel,
+                        attempts=delivery.attempts,
+                        message=messages[delivery.message_id],
+                        endpoint=endpoint,
+                        recipient=delivery.recipient,
+                        lane=key,
+                    )
+                )
+            await repository.lease([c.delivery_id for c in accepted], lease)
+        for item in accepted:
+            task = asyncio.create_task(self._attempt(item), name=f"delivery:{item.delivery_id}")
             self._in_flight.add(task)
-            task.add_done_callback(self._finished)
-        return deliveries
+            task.add_done_callback(functools.partial(self._finished, item=item))
+        return len(accepted)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[None], *, item: Claimed) -> None:
         self._in_flight.discard(task)
-        self._slots.release()
+        self._lanes.release(item.lane)
+        self.wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "dispatch.attempt.crashed",
+                delivery_id=item.delivery_id,
+                error=repr(task.exception()),
+            )
 
-    async def _attempt(
-        self, delivery: Delivery, message: Message, endpoint: Endpoint | None
-    ) -> None:
+    async def _attempt(self, item: Claimed) -> None:
+        message = item.message
         with bound(
             correlation_id=message.correlation_id, tenant_id=message.tenant_id, event_id=message.id
         ):
-            await self._attempt_in_context(delivery, message, endpoint)
-
-    async def _attempt_in_context(
-        self, delivery: Delivery, message: Message, endpoint: Endpoint | None
-    ) -> None:
-        started = self._clock.now()
-        if endpoint is None or not endpoint.enabled:
-            result = AttemptResult(False, None, 0.0, "endpoint disabled or deleted", None)
-        else:
-            result = await self._sender.send(
-                url=endpoint.url,
-                secrets=[endpoint.secret],
-                msg_id=message.id,
-                body=message.payload,
-                now=started,
-            )
-        try:
-            await self._record(delivery.id, message, result, started)
-        except Exception as error:
-            log.error("dispatch.record.failed", delivery_id=delivery.id, error=repr(error))
-
-    async def _record(
-        self, delivery_id: str, message: Message, result: AttemptResult, started: datetime
-    ) -> None:
-        schedule = self._settings.webhook_retry_schedule_seconds
-        async with self._db.transaction() as session:
-            repository = NotificationsRepository(session)
-            delivery = await repository.delivery(delivery_id)
-            if delivery is None or delivery.status != "pending":
-                return
-            delivery.attempts += 1
-            now = self._clock.now()
-            repository.add(
-                Attempt(
-                    delivery_id=delivery.id,
-                    number=delivery.attempts,
-                    started_at=started,
-                    latency_ms=result.latency_ms,
-                    status_code=result.status_code,
-                    error=result.error,
-                    response_excerpt=result.excerpt,
-                )
-            )
-            delivery.last_status_code = result.status_code
-            delivery.last_error = result.error
-            delivery.locked_until = None
-            delivery.updated_at = now
-            final_event: type[NotificationSent] | type[NotificationFailed] | None = None
-            if result.succeeded:
-                delivery.status = "succeeded"
-                delivery.next_attempt_at = None
-                final_event = NotificationSent
-            elif delivery.attempts >= len(schedule):
-                delivery.status = "failed"
-                delivery.next_attempt_at = None
-                final_event = NotificationFailed
+            if item.channel == "email":
+                await self._email.attempt(item)
             else:
-                delay = schedule[delivery.attempts] * random.uniform(0.9, 1.1)
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-            if final_event is not None:
-                event = build_event(
-                    final_event,
-                    NotificationOutcomeData(
-                        message_id=message.id,
-                        delivery_id=delivery.id,
-                        event_id=message.id,
-                        event_type=message.event_type,
-                        goal_id=message.goal_id,
-                        channel="webhook",
-                        target=delivery.endpoint_id or "",
-                        attempts=delivery.attempts,
-                        last_status_code=result.status_code,
-                        last_error=result.error,
-                    ),
-                    tenant_id=delivery.tenant_id,
-                    partition_key=message.goal_id or delivery.endpoint_id or message.id,
-                    source=SOURCE,
-                    correlation_id=message.correlation_id,
-                    causation_id=message.id,
-                )
-                await self._runtime.outbox.add(session, [event])
-        log.info(
-            "delivery.attempt.succeeded" if result.succeeded else "delivery.attempt.failed",
-            delivery_id=delivery_id,
-            message_id=message.id,
-            endpoint_id=delivery.endpoint_id,
-            attempt=delivery.attempts,
-            status_code=result.status_code,
-            latency_ms=round(result.latency_ms, 2),
-            error=result.error,
+                await self._attempt_webhook(item)
+
+    async def _attempt_webhook(self, item: Claimed) -> None:
+        endpoint = item.endpoint
+        if endpoint is None or not endpoint.enabled:
+            await self._cancel(item, "endpoint disabled or deleted")
+            return
+        started = self._clock.now()
+        result = await self._sender.send(
+            url=endpoint.url,
+            secrets=self._secrets(endpoint),
+            msg_id=item.message.id,
+            body=item.message.payload,
+            extra_headers={str(k): str(v) for k, v in (endpoint.headers or {}).items()},
         )
+        await self._recorder.record(item, result, started)
+
+    def _secrets(self, endpoint: Endpoint) -> list[str]:
+        secrets = [self._box.open(endpoint.secret)]
+        expires = endpoint.previous_secret_expires_at
+        if endpoint.previous_secret and expires and expires > self._clock.now():
+            secrets.append(self._box.open(endpoint.previous_secret))
+        return secrets
+
+    async def _cancel(self, item: Claimed, reason: str) -> None:
+        async with self._db.transaction() as session:
+            delivery = await NotificationsRepository(session).delivery(item.delivery_id)
+            if delivery is not None and delivery.status == "pending":
+                delivery.status = CANCELLED
+                delivery.last_error = reason
+                delivery.locked_until = None
+                delivery.next_attempt_at = None
+                delivery.updated_at = self._clock.now()
+        metrics.DELIVERIES.labels("notifications", item.channel, CANCELLED).inc()
+        log.info("delivery.cancelled", delivery_id=item.delivery_id, reason=reason)
+
+    async def _refresh_gauges(self) -> None:
+        if time.monotonic() - self._stats_at < self._settings.dispatch_stats_seconds:
+            return
+        self._stats_at = time.monotonic()
+        async with self._db.reader() as session:
+            counts = await NotificationsRepository(session).endpoint_state_counts()
+        for state, count in counts.items():
+            metrics.ENDPOINTS.labels("notifications", state).set(count)
+        self._lanes.forget_idle()
+
+
+# Keep AttemptResult importable from here for callers that build synthetic results.
+__all__ = ["AttemptResult", "Dispatcher"]

@@ -1,8 +1,13 @@
-"""Intake: every domain event becomes a stored message and its deliveries, in one transaction.
+"""Intake: every domain event becomes a stored message, its routing and its deliveries, at once.
 
-Only after that transaction commits does the consumer runner commit the
-offset; a redelivered event finds its message already stored and changes
-nothing.
+A batch is handled in one transaction with a fixed number of queries
+(existing ids, the tenants' endpoints and email rules, the recipients'
+preferences, unsubscribes and quiet hours), whatever its size. Only after
+the transaction commits does the consumer runner commit the offset; a
+redelivered event finds its message already stored and changes nothing.
+
+Routing is decided here and stored with the message, so the routing API
+explains exactly what happened at the time, not what would happen today.
 """
 
 from __future__ import annotations
@@ -10,12 +15,35 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from services.notifications.matching import type_matches
-from services.notifications.models import Delivery, Message
-from services.notifications.repository import NotificationsRepository
+from services.notifications.email_repository import EmailRepository
+from services.notifications.matching import payload_matches, type_matches
+from services.notifications.models import (
+    Delivery,
+    DigestEntry,
+    Endpoint,
+    GoalQuietHours,
+    Message,
+    Preference,
+)
+from services.notifications.repository import PENDING, NotificationsRepository
+from services.notifications.rules import (
+    DIGEST_TYPES,
+    QuietHours,
+    Recipient,
+    candidates,
+    goal_of,
+    mentee_of,
+    roles_for,
+    wants,
+)
+from shared.clock import Clock
 from shared.db.database import Database
-from shared.events.envelope import CloudEvent, utc_now
+from shared.events.catalog.goals import GoalSnapshot
+from shared.events.envelope import CloudEvent
 from shared.kafka.consumer import ConsumedEvent, event_scope
 from shared.logs import get_logger
 
@@ -23,69 +51,277 @@ log = get_logger(__name__)
 
 
 def goal_id_of(event: CloudEvent) -> str | None:
-    goal = getattr(event.data, "goal", None)
-    goal_id = getattr(goal, "goal_id", None)
-    return goal_id if isinstance(goal_id, str) else None
+    goal = goal_of(event)
+    return goal.goal_id if goal is not None else None
+
+
+@dataclass
+class BatchContext:
+    """What routing a batch needs, loaded with one query per kind."""
+
+    endpoints: dict[str, list[Endpoint]]
+    rules: dict[str, dict[str, list[str]]]
+    preferences: dict[tuple[str, str], Preference]
+    unsubscribed: set[tuple[str, str, str]]
+    quiet_hours: dict[tuple[str, str], GoalQuietHours]
+    quiet_updates: dict[tuple[str, str], GoalSnapshot] = field(default_factory=dict)
 
 
 class IntakeHandler:
-    def __init__(self, database: Database, wake_dispatcher: asyncio.Event) -> None:
+    def __init__(self, database: Database, wake_dispatcher: asyncio.Event, clock: Clock) -> None:
         self._db = database
         self._wake = wake_dispatcher
+        self._clock = clock
 
     async def __call__(self, batch: Sequence[ConsumedEvent]) -> None:
         created = 0
         async with self._db.transaction() as session:
             repository = NotificationsRepository(session)
+            emails = EmailRepository(session)
+            existing = await repository.existing_message_ids([item.event.id for item in batch])
+            fresh: list[ConsumedEvent] = []
+            seen: set[str] = set()
             for item in batch:
-                event = item.event
-                with event_scope(event):
-                    if await repository.message_exists(event.id):
-                        log.info("notifications.event.duplicate", event_type=event.type)
-                        continue
-                    created += await self._store(repository, event, item.record.value or b"")
+                if item.event.id in existing or item.event.id in seen:
+                    with event_scope(item.event):
+                        log.info("notifications.event.duplicate", event_type=item.event.type)
+                    continue
+                seen.add(item.event.id)
+                fresh.append(item)
+            if not fresh:
+                return
+            context = await self._load(repository, emails, [item.event for item in fresh])
+            await self._project_quiet_hours(emails, context)
+            now = self._clock.now()
+            for item in fresh:
+                with event_scope(item.event):
+                    created += self._store(repository, context, item, now)
         if created:
             self._wake.set()
 
-    async def _store(
-        self, repository: NotificationsRepository, event: CloudEvent, raw: bytes
-    ) -> int:
-        now = utc_now()
-        repository.add(
-            Message(
-                id=event.id,
-                tenant_id=event.tenantid,
-                event_type=event.type,
-                goal_id=goal_id_of(event),
-                correlation_id=event.correlationid,
-                payload=raw,
-                event_time=event.time,
-                created_at=now,
-            )
+    async def _load(
+        self,
+        repository: NotificationsRepository,
+        emails: EmailRepository,
+        events: list[CloudEvent],
+    ) -> BatchContext:
+        tenants = sorted({event.tenantid for event in events})
+        pairs = {(event.tenantid, person.email) for event in events for person in candidates(event)}
+        goals: set[tuple[str, str]] = set()
+        updates: dict[tuple[str, str], GoalSnapshot] = {}
+        for event in events:
+            goal = goal_of(event)
+            if goal is None:
+                continue
+            key = (event.tenantid, goal.goal_id)
+            goals.add(key)
+            if isinstance(goal, GoalSnapshot) and (
+                key not in updates or updates[key].version < goal.version
+            ):
+                updates[key] = goal
+        return BatchContext(
+            endpoints=await repository.tenant_endpoints(tenants),
+            rules=await emails.rules(tenants),
+            preferences=await emails.preferences(pairs),
+            unsubscribed=await emails.unsubscribed(pairs),
+            quiet_hours=await emails.quiet_hours(goals),
+            quiet_updates=updates,
         )
-        endpoints = [
-            endpoint
-            for endpoint in await repository.enabled_endpoints(event.tenantid)
-            if type_matches(endpoint.event_types, event.type)
-        ]
-        for endpoint in endpoints:
-            repository.add(
-                Delivery(
-                    id=str(uuid.uuid4()),
-                    tenant_id=event.tenantid,
-                    message_id=event.id,
-                    channel="webhook",
-                    endpoint_id=endpoint.id,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
+
+    async def _project_quiet_hours(self, emails: EmailRepository, context: BatchContext) -> None:
+        for (tenant, goal_id), goal in context.quiet_updates.items():
+            quiet = goal.policy.quiet_hours if goal.policy else None
+            start = quiet.start.strftime("%H:%M") if quiet else None
+            end = quiet.end.strftime("%H:%M") if quiet else None
+            await emails.upsert_quiet_hours(tenant, goal_id, start, end, goal.version)
+            known = context.quiet_hours.get((tenant, goal_id))
+            if known is None or known.version < goal.version:
+                context.quiet_hours[(tenant, goal_id)] = GoalQuietHours(
+                    tenant_id=tenant,
+                    goal_id=goal_id,
+                    quiet_start=start,
+                    quiet_end=end,
+                    version=goal.version,
                 )
-            )
+
+    def _store(
+        self,
+        repository: NotificationsRepository,
+        context: BatchContext,
+        item: ConsumedEvent,
+        now: datetime,
+    ) -> int:
+        event = item.event
+        routing: list[dict[str, Any]] = []
+        rows: list[Any] = []
+        webhooks = self._route_webhooks(event, context, routing, rows, now)
+        emails = self._route_emails(event, context, routing, rows, now)
+        message = Message(
+            id=event.id,
+            tenant_id=event.tenantid,
+            event_type=event.type,
+            kind="event",
+            goal_id=goal_id_of(event),
+            correlation_id=event.correlationid,
+            payload=item.record.value or event.to_json(),
+            routing=routing,
+            event_time=event.time,
+            created_at=now,
+        )
+        repository.add(message, *rows)
         log.info(
             "notifications.event.accepted",
             event_type=event.type,
-            webhook_deliveries=len(endpoints),
+            webhook_deliveries=webhooks,
+            email_deliveries=emails,
         )
-        return len(endpoints)
+        return webhooks + emails
+
+    def _route_webhooks(
+        self,
+        event: CloudEvent,
+        context: BatchContext,
+        routing: list[dict[str, Any]],
+        rows: list[Any],
+        now: datetime,
+    ) -> int:
+        data: dict[str, Any] | None = None
+        count = 0
+        for endpoint in context.endpoints.get(event.tenantid, []):
+            reason = "matched"
+            if not endpoint.enabled:
+                reason = "disabled"
+            elif not type_matches(endpoint.event_types, event.type):
+                reason = "event_type_filter"
+            elif endpoint.payload_filter:
+                data = data if data is not None else event.data.model_dump(mode="json")
+                if not payload_matches(endpoint.payload_filter, data):
+                    reason = "payload_filter"
+            routing.append(
+                {
+                    "channel": "webhook",
+                    "target": endpoint.id,
+                    "matched": reason == "matched",
+                    "reason": reason,
+                }
+            )
+            if reason == "matched":
+                rows.append(new_delivery(event.tenantid, event.id, "webhook", now, endpoint.id))
+                count += 1
+        return count
+
+    def _route_emails(
+        self,
+        event: CloudEvent,
+        context: BatchContext,
+        routing: list[dict[str, Any]],
+        rows: list[Any],
+        now: datetime,
+    ) -> int:
+        people = candidates(event)
+        if not people:
+            return 0
+        roles = roles_for(event, context.rules.get(event.tenantid, {}))
+        goal = goal_of(event)
+        goal_quiet = context.quiet_hours.get((event.tenantid, goal.goal_id)) if goal else None
+        count = 0
+        for person in people:
+            preference = context.preferences.get((event.tenantid, person.email))
+            entry: dict[str, Any] = {
+                "channel": "email",
+                "target": person.email,
+                "role": person.role,
+                "matched": False,
+            }
+            routing.append(entry)
+            digest = preference is not None and preference.delivery == "digest"
+            if digest and event.type in DIGEST_TYPES:
+                rows.append(digest_entry(event, person, now))
+            if not wants(roles, person):
+                entry["reason"] = "rule"
+                continue
+            if (event.tenantid, person.email, event.type) in context.unsubscribed:
+                entry["reason"] = "unsubscribed"
+                continue
+            if digest:
+                entry["reason"] = "digest"
+                continue
+            zone = (preference.timezone if preference else None) or person.timezone
+            quiet = None
+            if preference is not None and preference.quiet_start:
+                quiet = QuietHours.parse(preference.quiet_start, preference.quiet_end)
+            elif goal_quiet is not None:
+                quiet = QuietHours.parse(goal_quiet.quiet_start, goal_quiet.quiet_end)
+            release = quiet.release_time(now, zone) if quiet else None
+            entry["matched"] = True
+            entry["reason"] = "quiet_hours" if release else "matched"
+            if release:
+                entry["detail"] = f"delayed until {release.isoformat()}"
+            recipient = {
+                **Recipient(person.email, person.name, person.role, zone).as_json(),
+                "quiet": [quiet.start.strftime("%H:%M"), quiet.end.strftime("%H:%M")]
+                if quiet
+                else None,
+            }
+            rows.append(
+                new_delivery(
+                    event.tenantid, event.id, "email", now, None, due=release, recipient=recipient
+                )
+            )
+            count += 1
+        return count
+
+
+def new_delivery(
+    tenant_id: str,
+    message_id: str,
+    channel: str,
+    now: datetime,
+    endpoint_id: str | None,
+    *,
+    due: datetime | None = None,
+    recipient: dict[str, Any] | None = None,
+    replay_of: str | None = None,
+) -> Delivery:
+    return Delivery(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        message_id=message_id,
+        channel=channel,
+        endpoint_id=endpoint_id,
+        recipient=recipient,
+        replay_of=replay_of,
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=due or now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def digest_entry(event: CloudEvent, person: Recipient, now: datetime) -> DigestEntry:
+    goal = goal_of(event)
+    assert goal is not None
+    mentee = mentee_of(event)
+    risk = getattr(event.data, "risk", None)
+    streak: int | None = None
+    if event.type == "streak.updated":
+        streak = int(getattr(event.data, "current", 0))
+    elif event.type == "streak.broken":
+        streak = 0
+    return DigestEntry(
+        tenant_id=event.tenantid,
+        email=person.email,
+        role=person.role,
+        recipient_name=person.name,
+        event_id=event.id,
+        event_type=event.type,
+        goal_id=goal.goal_id,
+        goal_title=goal.title,
+        mentee_name=mentee.name if mentee else goal.title,
+        risk_score=getattr(risk, "score", None),
+        streak=streak,
+        occurred_at=event.time,
+        digest_id=None,
+        created_at=now,
+    )

@@ -1,84 +1,300 @@
-"""Every query of the notifications database."""
+"""Every query about endpoints, messages, deliveries and attempts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.models import Attempt, Delivery, Endpoint, Message
+
+PENDING = "pending"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+SUPERSEDED = "superseded"
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
 class NotificationsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    def add(self, *rows: Any) -> None:
+        self._session.add_all(rows)
+
+    async def flush(self) -> None:
+        await self._session.flush()
+
+    async def delete(self, row: Any) -> None:
+        await self._session.delete(row)
+
+    # Endpoints
+
     async def endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
-        result: Endpoint | None = (
-            await self._session.execute(
-                select(Endpoint).where(Endpoint.tenant_id == tenant_id, Endpoint.id == endpoint_id)
-            )
-        ).scalar_one_or_none()
+        result: Endpoint | None = await self._session.scalar(
+            select(Endpoint).where(Endpoint.tenant_id == tenant_id, Endpoint.id == endpoint_id)
+        )
         return result
 
     async def endpoints_by_id(self, ids: Sequence[str]) -> dict[str, Endpoint]:
         if not ids:
             return {}
-        rows = await self._session.execute(select(Endpoint).where(Endpoint.id.in_(ids)))
+        rows = await self._session.execute(select(Endpoint).where(Endpoint.id.in_(set(ids))))
         return {endpoint.id: endpoint for endpoint in rows.scalars()}
 
-    async def enabled_endpoints(self, tenant_id: str) -> Sequence[Endpoint]:
+    async def tenant_endpoints(self, tenant_ids: Sequence[str]) -> dict[str, list[Endpoint]]:
+        """Every endpoint (disabled too, for the routing record) of these tenants."""
+        found: dict[str, list[Endpoint]] = {tenant: [] for tenant in tenant_ids}
+        if not tenant_ids:
+            return found
         rows = await self._session.execute(
-            select(Endpoint).where(Endpoint.tenant_id == tenant_id, Endpoint.enabled.is_(True))
+            select(Endpoint)
+            .where(Endpoint.tenant_id.in_(set(tenant_ids)))
+            .order_by(Endpoint.created_at, Endpoint.id)
         )
-        return rows.scalars().all()
+        for endpoint in rows.scalars():
+            found[endpoint.tenant_id].append(endpoint)
+        return found
 
-    async def message_exists(self, message_id: str) -> bool:
-        found = await self._session.scalar(select(Message.id).where(Message.id == message_id))
-        return found is not None
-
-    def add(self, *rows: Endpoint | Message | Delivery | Attempt) -> None:
-        self._session.add_all(rows)
-
-    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
-        """Lease due deliveries to this worker; SKIP LOCKED keeps replicas from sharing one."""
-        query = (
-            select(Delivery)
-            .where(
-                Delivery.status == "pending",
-                Delivery.next_attempt_at <= now,
-                or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+    async def list_endpoints(
+        self, tenant_id: str, *, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Endpoint]:
+        query = select(Endpoint).where(Endpoint.tenant_id == tenant_id)
+        if after is not None:
+            created, endpoint_id = after
+            query = query.where(
+                or_(
+                    Endpoint.created_at > created,
+                    and_(Endpoint.created_at == created, Endpoint.id > endpoint_id),
+                )
             )
-            .order_by(Delivery.next_attempt_at)
+        rows = await self._session.execute(
+            query.order_by(Endpoint.created_at, Endpoint.id).limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def mark_failing(self, endpoint_id: str, now: datetime) -> None:
+        await self._session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_(None))
+            .values(failing_since=now)
+        )
+
+    async def clear_failing(self, endpoint_id: str) -> None:
+        await self._session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+
+    async def disable_endpoint(self, endpoint_id: str, reason: str, now: datetime) -> bool:
+        """Disable once: True only for the caller that actually switched it off."""
+        result = await self._session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id, Endpoint.enabled.is_(True))
+            .values(enabled=False, disabled_reason=reason, updated_at=now)
+        )
+        return _rowcount(result) == 1
+
+    async def cancel_pending(self, endpoint_id: str, reason: str, now: datetime) -> int:
+        result = await self._session.execute(
+            update(Delivery)
+            .where(Delivery.endpoint_id == endpoint_id, Delivery.status == PENDING)
+            .values(
+                status=CANCELLED,
+                last_error=reason,
+                next_attempt_at=None,
+                locked_until=None,
+                updated_at=now,
+            )
+        )
+        return _rowcount(result)
+
+    async def endpoint_state_counts(self) -> dict[str, int]:
+        rows = await self._session.execute(
+            select(Endpoint.enabled, Endpoint.failing_since.is_not(None), func.count()).group_by(
+                Endpoint.enabled, Endpoint.failing_since.is_not(None)
+            )
+        )
+        counts = {"enabled": 0, "disabled": 0, "failing": 0}
+        for enabled, failing, count in rows:
+            if not enabled:
+                counts["disabled"] += count
+            else:
+                counts["enabled"] += count
+                if failing:
+                    counts["failing"] += count
+        return counts
+
+    async def attempts_since(
+        self, endpoint_id: str, since: datetime, limit: int
+    ) -> list[tuple[bool, float | None]]:
+        """(succeeded, latency) of the endpoint's attempts since a time, newest first."""
+        rows = await self._session.execute(
+            select(Attempt.status_code, Attempt.latency_ms)
+            .join(Delivery, Delivery.id == Attempt.delivery_id)
+            .where(Delivery.endpoint_id == endpoint_id, Attempt.started_at >= since)
+            .order_by(Attempt.started_at.desc())
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        deliveries = list((await self._session.execute(query)).scalars())
-        if deliveries:
-            await self._session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_([d.id for d in deliveries]))
-                .values(locked_until=lease_until)
-            )
-        return deliveries
+        return [(code is not None and 200 <= code < 300, latency) for code, latency in rows]
+
+    # Messages
+
+    async def existing_message_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = await self._session.execute(select(Message.id).where(Message.id.in_(set(ids))))
+        return set(rows.scalars())
+
+    async def message(self, tenant_id: str, message_id: str) -> Message | None:
+        result: Message | None = await self._session.scalar(
+            select(Message).where(Message.tenant_id == tenant_id, Message.id == message_id)
+        )
+        return result
 
     async def messages_by_id(self, ids: Sequence[str]) -> dict[str, Message]:
         if not ids:
             return {}
-        rows = await self._session.execute(select(Message).where(Message.id.in_(ids)))
+        rows = await self._session.execute(select(Message).where(Message.id.in_(set(ids))))
         return {message.id: message for message in rows.scalars()}
+
+    async def list_messages(
+        self,
+        tenant_id: str,
+        *,
+        event_type: str | None,
+        goal_id: str | None,
+        status: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Message]:
+        """Newest first, keyset-paginated on (created_at, id)."""
+        query = select(Message).where(Message.tenant_id == tenant_id)
+        if event_type:
+            query = query.where(Message.event_type == event_type)
+        if goal_id:
+            query = query.where(Message.goal_id == goal_id)
+        if since:
+            query = query.where(Message.created_at >= since)
+        if until:
+            query = query.where(Message.created_at < until)
+        if status:
+            query = query.where(_status_clause(status))
+        if before is not None:
+            created, message_id = before
+            query = query.where(
+                or_(
+                    Message.created_at < created,
+                    and_(Message.created_at == created, Message.id < message_id),
+                )
+            )
+        rows = await self._session.execute(
+            query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
+        )
+        return list(rows.scalars())
+
+    # Deliveries
+
+    async def deliveries_of(self, message_ids: Sequence[str]) -> list[Delivery]:
+        if not message_ids:
+            return []
+        rows = await self._session.execute(
+            select(Delivery)
+            .where(Delivery.message_id.in_(set(message_ids)))
+            .order_by(Delivery.created_at, Delivery.id)
+        )
+        return list(rows.scalars())
+
+    async def attempts_of(self, delivery_ids: Sequence[str]) -> list[Attempt]:
+        if not delivery_ids:
+            return []
+        rows = await self._session.execute(
+            select(Attempt)
+            .where(Attempt.delivery_id.in_(set(delivery_ids)))
+            .order_by(Attempt.delivery_id, Attempt.number)
+        )
+        return list(rows.scalars())
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
         result: Delivery | None = await self._session.get(Delivery, delivery_id)
         return result
 
-    async def next_due(self) -> datetime | None:
-        result: datetime | None = await self._session.scalar(
-            select(Delivery.next_attempt_at)
-            .where(and_(Delivery.status == "pending", Delivery.next_attempt_at.is_not(None)))
-            .order_by(Delivery.next_attempt_at)
-            .limit(1)
+    async def due_candidates(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        skip_endpoints: Sequence[str],
+        skip_email: bool,
+    ) -> list[Delivery]:
+        """Due, unleased deliveries of lanes with room, locked against other replicas."""
+        query = select(Delivery).where(
+            Delivery.status == PENDING,
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
         )
-        return result
+        if skip_endpoints:
+            query = query.where(
+                or_(Delivery.endpoint_id.is_(None), Delivery.endpoint_id.not_in(skip_endpoints))
+            )
+        if skip_email:
+            query = query.where(Delivery.channel != "email")
+        rows = await self._session.execute(
+            query.order_by(Delivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+        )
+        return list(rows.scalars())
+
+    async def lease(self, ids: Sequence[str], until: datetime) -> None:
+        if ids:
+            await self._session.execute(
+                update(Delivery).where(Delivery.id.in_(ids)).values(locked_until=until)
+            )
+
+    async def recoverable(
+        self, tenant_id: str, endpoint_id: str, since: datetime, limit: int
+    ) -> list[Delivery]:
+        rows = await self._session.execute(
+            select(Delivery)
+            .where(
+                Delivery.tenant_id == tenant_id,
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.created_at >= since,
+                Delivery.status.in_([FAILED, CANCELLED]),
+            )
+            .order_by(Delivery.created_at)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def supersede(self, ids: Sequence[str], now: datetime) -> None:
+        if ids:
+            await self._session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.status.in_([FAILED, CANCELLED]))
+                .values(status=SUPERSEDED, updated_at=now)
+            )
+
+
+def _status_clause(status: str) -> Any:
+    """A message's status is its deliveries': pending while any is, failed if any failed."""
+
+    def having(*statuses: str) -> Any:
+        return exists().where(Delivery.message_id == Message.id, Delivery.status.in_(statuses))
+
+    if status == PENDING:
+        return having(PENDING)
+    if status == FAILED:
+        return and_(having(FAILED, CANCELLED), ~having(PENDING))
+    if status == SUCCEEDED:
+        return and_(having(SUCCEEDED), ~having(PENDING, FAILED, CANCELLED))
+    return ~having(PENDING, SUCCEEDED, FAILED, CANCELLED, SUPERSEDED)  # "unrouted"

@@ -1,0 +1,197 @@
+"""Every query about email configuration: rules, templates, preferences, unsubscribes, digests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notifications.models import (
+    DigestEntry,
+    EmailRule,
+    EmailTemplate,
+    GoalQuietHours,
+    Preference,
+    Unsubscribe,
+)
+
+
+class EmailRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def _insert(self, model: Any) -> Any:
+        """INSERT with ON CONFLICT, in the dialect of this session (both have the same API)."""
+        bind = self._session.bind
+        if bind is not None and bind.dialect.name == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    # Rules
+
+    async def rules(self, tenant_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        found: dict[str, dict[str, list[str]]] = {tenant: {} for tenant in tenant_ids}
+        if not tenant_ids:
+            return found
+        rows = await self._session.execute(
+            select(EmailRule).where(EmailRule.tenant_id.in_(set(tenant_ids)))
+        )
+        for rule in rows.scalars():
+            found[rule.tenant_id][rule.event_type] = list(rule.roles)
+        return found
+
+    async def rule(self, tenant_id: str, event_type: str) -> EmailRule | None:
+        result: EmailRule | None = await self._session.get(EmailRule, (tenant_id, event_type))
+        return result
+
+    # Templates
+
+    async def template(self, tenant_id: str, event_type: str) -> EmailTemplate | None:
+        result: EmailTemplate | None = await self._session.get(
+            EmailTemplate, (tenant_id, event_type)
+        )
+        return result
+
+    async def templates(self, tenant_id: str) -> list[EmailTemplate]:
+        rows = await self._session.execute(
+            select(EmailTemplate)
+            .where(EmailTemplate.tenant_id == tenant_id)
+            .order_by(EmailTemplate.event_type)
+        )
+        return list(rows.scalars())
+
+    # Preferences and unsubscribes
+
+    async def preference(self, tenant_id: str, email: str) -> Preference | None:
+        result: Preference | None = await self._session.get(Preference, (tenant_id, email))
+        return result
+
+    async def preferences(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Preference]:
+        if not pairs:
+            return {}
+        emails = {email for _, email in pairs}
+        tenants = {tenant for tenant, _ in pairs}
+        rows = await self._session.execute(
+            select(Preference).where(
+                Preference.tenant_id.in_(tenants), Preference.email.in_(emails)
+            )
+        )
+        return {(p.tenant_id, p.email): p for p in rows.scalars()}
+
+    async def unsubscribed(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
+        if not pairs:
+            return set()
+        rows = await self._session.execute(
+            select(Unsubscribe.tenant_id, Unsubscribe.email, Unsubscribe.event_type).where(
+                Unsubscribe.tenant_id.in_({t for t, _ in pairs}),
+                Unsubscribe.email.in_({e for _, e in pairs}),
+            )
+        )
+        return {(tenant, email, event_type) for tenant, email, event_type in rows}
+
+    async def is_unsubscribed(self, tenant_id: str, email: str, event_type: str) -> bool:
+        found = await self._session.get(Unsubscribe, (tenant_id, email, event_type))
+        return found is not None
+
+    async def unsubscriptions(self, tenant_id: str, email: str) -> list[str]:
+        rows = await self._session.execute(
+            select(Unsubscribe.event_type)
+            .where(Unsubscribe.tenant_id == tenant_id, Unsubscribe.email == email)
+            .order_by(Unsubscribe.event_type)
+        )
+        return list(rows.scalars())
+
+    async def unsubscribe(self, tenant_id: str, email: str, event_type: str, now: datetime) -> None:
+        statement = self._insert(Unsubscribe).values(
+            tenant_id=tenant_id, email=email, event_type=event_type, created_at=now
+        )
+        await self._session.execute(statement.on_conflict_do_nothing())
+
+    async def resubscribe(self, tenant_id: str, email: str, event_types: Sequence[str]) -> None:
+        for event_type in event_types:
+            found = await self._session.get(Unsubscribe, (tenant_id, email, event_type))
+            if found is not None:
+                await self._session.delete(found)
+
+    # Goal quiet hours (a projection of goal events)
+
+    async def quiet_hours(
+        self, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], GoalQuietHours]:
+        if not keys:
+            return {}
+        rows = await self._session.execute(
+            select(GoalQuietHours).where(
+                GoalQuietHours.tenant_id.in_({t for t, _ in keys}),
+                GoalQuietHours.goal_id.in_({g for _, g in keys}),
+            )
+        )
+        return {(q.tenant_id, q.goal_id): q for q in rows.scalars()}
+
+    async def upsert_quiet_hours(
+        self, tenant_id: str, goal_id: str, start: str | None, end: str | None, version: int
+    ) -> None:
+        """Keep the newest version of a goal's quiet hours (events may arrive out of order)."""
+        statement = self._insert(GoalQuietHours).values(
+            tenant_id=tenant_id, goal_id=goal_id, quiet_start=start, quiet_end=end, version=version
+        )
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id", "goal_id"],
+                set_={
+                    "quiet_start": statement.excluded.quiet_start,
+                    "quiet_end": statement.excluded.quiet_end,
+                    "version": statement.excluded.version,
+                },
+                where=GoalQuietHours.version < statement.excluded.version,
+            )
+        )
+
+    # Digests
+
+    async def digest_recipients(self, limit: int) -> list[Preference]:
+        rows = await self._session.execute(
+            select(Preference).where(Preference.delivery == "digest").limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def pending_entries(
+        self, tenant_id: str, email: str, before: datetime
+    ) -> list[DigestEntry]:
+        rows = await self._session.execute(
+            select(DigestEntry)
+            .where(
+                DigestEntry.tenant_id == tenant_id,
+                DigestEntry.email == email,
+                DigestEntry.digest_id.is_(None),
+                DigestEntry.occurred_at < before,
+            )
+            .order_by(DigestEntry.occurred_at, DigestEntry.id)
+        )
+        return list(rows.scalars())
+
+    async def mark_digested(self, ids: Sequence[int], digest_id: str) -> None:
+        if ids:
+            await self._session.execute(
+                update(DigestEntry).where(DigestEntry.id.in_(ids)).values(digest_id=digest_id)
+            )
+
+    async def advance_digest(
+        self, tenant_id: str, email: str, previous: datetime | None, moment: datetime
+    ) -> bool:
+        """Move a recipient's last digest time on, once: False if another replica did it first."""
+        condition = (
+            Preference.last_digest_at.is_(None)
+            if previous is None
+            else Preference.last_digest_at == previous
+        )
+        result = await self._session.execute(
+            update(Preference)
+            .where(Preference.tenant_id == tenant_id, Preference.email == email, condition)
+            .values(last_digest_at=moment)
+        )
+        return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,239 @@
+"""What an attempt's result means: the next attempt, a final outcome, or a disabled endpoint.
+
+One transaction per attempt writes the attempt row, the delivery's new state,
+the endpoint's failure tracking and (when final) the notification.sent /
+notification.failed / endpoint.disabled events into the outbox, so the
+attempts log, the queue and the published events never disagree.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from services.notifications.models import Attempt, Endpoint, Message
+from services.notifications.repository import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    SUCCEEDED,
+    NotificationsRepository,
+)
+from services.notifications.settings import NotificationsSettings
+from services.notifications.webhook_sender import AttemptResult
+from shared import metrics
+from shared.clock import Clock
+from shared.events.catalog.notifications import (
+    EndpointDisabled,
+    EndpointDisabledData,
+    NotificationFailed,
+    NotificationOutcomeData,
+    NotificationSent,
+)
+from shared.events.envelope import CloudEvent
+from shared.events.registry import build_event
+from shared.logs import get_logger
+from shared.runtime import ServiceRuntime
+
+log = get_logger(__name__)
+SOURCE = "/followthrough/notifications"
+SERVICE = "notifications"
+DISABLE_REASONS: dict[str, Literal["failing", "gone", "operator"]] = {
+    "failing": "failing",
+    "gone": "gone",
+    "operator": "operator",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A leased delivery with what its attempt needs, read in the claiming transaction."""
+
+    delivery_id: str
+    channel: str
+    attempts: int
+    message: Message
+    endpoint: Endpoint | None
+    recipient: dict[str, object] | None
+    lane: str = ""
+
+
+def retry_delay(schedule: list[float], attempts_made: int, jitter: float) -> float | None:
+    """Seconds until the next attempt, or None when the schedule is used up."""
+    if attempts_made >= len(schedule):
+        return None
+    base = schedule[attempts_made]
+    return base * random.uniform(1 - jitter, 1 + jitter) if base > 0 else 0.0
+
+
+class OutcomeRecorder:
+    def __init__(
+        self, runtime: ServiceRuntime, settings: NotificationsSettings, clock: Clock
+    ) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._clock = clock
+
+    def _schedule(self, channel: str) -> list[float]:
+        if channel == "email":
+            return self._settings.email_retry_schedule_seconds
+        return self._settings.webhook_retry_schedule_seconds
+
+    async def record(self, claimed: Claimed, result: AttemptResult, started: datetime) -> str:
+        """Store the attempt and move the delivery on; returns the delivery's new status."""
+        message, endpoint = claimed.message, claimed.endpoint
+        events: list[CloudEvent] = []
+        async with self._runtime.database.transaction() as session:
+            repository = NotificationsRepository(session)
+            delivery = await repository.delivery(claimed.delivery_id)
+            if delivery is None or delivery.status != PENDING:
+                return delivery.status if delivery else CANCELLED
+            now = self._clock.now()
+            delivery.attempts += 1
+            repository.add(
+                Attempt(
+                    delivery_id=delivery.id,
+                    number=delivery.attempts,
+                    started_at=started,
+                    latency_ms=round(result.latency_ms, 3),
+                    status_code=result.status_code,
+                    error=result.error,
+                    response_excerpt=result.excerpt,
+                )
+            )
+            delivery.last_status_code = result.status_code
+            delivery.last_error = result.error
+            delivery.locked_until = None
+            delivery.updated_at = now
+            delay = None
+            if not result.succeeded and not result.abort and not result.gone:
+                delay = retry_delay(
+                    self._schedule(claimed.channel),
+                    delivery.attempts,
+                    self._settings.webhook_retry_jitter,
+                )
+                if delay is not None and result.retry_after is not None:
+                    delay = min(result.retry_after, self._settings.webhook_retry_after_max_seconds)
+            if result.succeeded:
+                delivery.status, delivery.next_attempt_at = SUCCEEDED, None
+                events.append(self._outcome(NotificationSent, claimed, delivery.attempts, result))
+            elif delay is None:
+                delivery.status, delivery.next_attempt_at = FAILED, None
+                events.append(self._outcome(NotificationFailed, claimed, delivery.attempts, result))
+            else:
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
+            if endpoint is not None and claimed.channel == "webhook":
+                events += await self._track_endpoint(repository, endpoint, result, now)
+            await self._runtime.outbox.add(session, events)
+            status = delivery.status
+        outcome = status if status != PENDING else "retrying"
+        metrics.DELIVERIES.labels(SERVICE, claimed.channel, outcome).inc()
+        if status == SUCCEEDED:
+            lag = (self._clock.now() - message.event_time).total_seconds()
+            metrics.DELIVERY_LATENCY.labels(SERVICE, claimed.channel).observe(max(0.0, lag))
+        log.info(
+            "delivery.attempt.succeeded" if result.succeeded else "delivery.attempt.failed",
+            delivery_id=claimed.delivery_id,
+            message_id=message.id,
+            channel=claimed.channel,
+            endpoint_id=endpoint.id if endpoint else None,
+            attempt=claimed.attempts + 1,
+            status_code=result.status_code,
+            latency_ms=round(result.latency_ms, 2),
+            error=result.error,
+            outcome=outcome,
+            retry_in=delay,
+        )
+        return status
+
+    async def _track_endpoint(
+        self,
+        repository: NotificationsRepository,
+        endpoint: Endpoint,
+        result: AttemptResult,
+        now: datetime,
+    ) -> list[CloudEvent]:
+        """Clear or start the failure clock; disable on 410 or after failing too long."""
+        if result.succeeded:
+            if endpoint.failing_since is not None:
+                await repository.clear_failing(endpoint.id)
+            return []
+        reason: str | None = None
+        if result.gone:
+            reason = "gone"
+        elif endpoint.failing_since is None:
+            await repository.mark_failing(endpoint.id, now)
+        elif now - endpoint.failing_since >= timedelta(
+            hours=self._settings.webhook_disable_after_hours
+        ):
+            reason = "failing"
+        if reason is None:
+            return []
+        return await disable_endpoint(repository, endpoint, reason, now)
+
+    def _outcome(
+        self,
+        cls: type[NotificationSent] | type[NotificationFailed],
+        claimed: Claimed,
+        attempts: int,
+        result: AttemptResult,
+    ) -> CloudEvent:
+        message = claimed.message
+        target = claimed.endpoint.id if claimed.endpoint else ""
+        if claimed.channel == "email" and claimed.recipient:
+            target = str(claimed.recipient.get("role", "recipient"))
+        return build_event(
+            cls,
+            NotificationOutcomeData(
+                message_id=message.id,
+                delivery_id=claimed.delivery_id,
+                event_id=message.id,
+                event_type=message.event_type,
+                goal_id=message.goal_id,
+                channel="email" if claimed.channel == "email" else "webhook",
+                target=target or "unknown",
+                attempts=attempts,
+                last_status_code=result.status_code,
+                last_error=(result.error or "")[:500] or None,
+            ),
+            tenant_id=message.tenant_id,
+            partition_key=message.goal_id or target or message.id,
+            source=SOURCE,
+            correlation_id=message.correlation_id,
+            causation_id=message.id if message.kind == "event" else None,
+        )
+
+
+async def disable_endpoint(
+    repository: NotificationsRepository, endpoint: Endpoint, reason: str, now: datetime
+) -> list[CloudEvent]:
+    """Switch an endpoint off, cancel what it still owes, and say so with endpoint.disabled."""
+    if not await repository.disable_endpoint(endpoint.id, reason, now):
+        return []
+    cancelled = await repository.cancel_pending(endpoint.id, f"endpoint disabled ({reason})", now)
+    log.warning(
+        "endpoint.disabled",
+        endpoint_id=endpoint.id,
+        reason=reason,
+        failing_since=endpoint.failing_since.isoformat() if endpoint.failing_since else None,
+        cancelled_deliveries=cancelled,
+    )
+    return [
+        build_event(
+            EndpointDisabled,
+            EndpointDisabledData(
+                endpoint_id=endpoint.id,
+                url=endpoint.url,
+                reason=DISABLE_REASONS.get(reason, "operator"),
+                failing_since=endpoint.failing_since,
+            ),
+            tenant_id=endpoint.tenant_id,
+            partition_key=endpoint.id,
+            source=SOURCE,
+        )
+    ]
+
+
+__all__ = ["CANCELLED", "FAILED", "Claimed", "OutcomeRecorder", "disable_endpoint", "retry_delay"]
