@@ -11,7 +11,9 @@ Guarantees, in order of importance:
 * an unavailable database or broker is not the message's fault: the batch is
   retried with backoff for as long as it takes, never dead-lettered;
 * partitions are only handed to another member after the batch in flight has
-  been committed (the rebalance listener waits on the same lock).
+  been committed (the rebalance listener waits on the same lock);
+* the loop itself never dies quietly: an unexpected error restarts the client
+  from the last committed offsets, after a backoff.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -30,8 +31,10 @@ from shared import metrics
 from shared.context import bound
 from shared.db.database import is_unavailable
 from shared.events import CloudEvent, EventError, parse_event
-from shared.kafka.config import client_options, dlq_topic
-from shared.kafka.producer import EventProducer, OutboundRecord
+from shared.kafka.config import client_options
+from shared.kafka.dead_letter import DeadLetter, dead_letter_record
+from shared.kafka.lag import PartitionLag
+from shared.kafka.producer import EventProducer
 from shared.logs import get_logger
 from shared.settings import ServiceSettings
 
@@ -71,11 +74,8 @@ class PermanentHandlerError(Exception):
     """Raised by a handler for an event that can never succeed: dead-letter it without retrying."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Rejected:
-    record: ConsumerRecord[bytes, bytes]
-    reason: str
-    error: str
+class _Abandoned(Exception):
+    """Stopping while the database or broker is away: leave the batch uncommitted for later."""
 
 
 class ConsumerRunner:
@@ -103,11 +103,18 @@ class ConsumerRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._in_flight = asyncio.Lock()
+        self._lag = PartitionLag(service)
         self.running = asyncio.Event()
 
     @property
     def group_id(self) -> str:
         return self._group_id
+
+    @property
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member holds now (empty while joining or rebalancing)."""
+        consumer = self._consumer
+        return frozenset(consumer.assignment()) if consumer is not None else frozenset()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"consumer:{self._group_id}")
@@ -120,43 +127,63 @@ class ConsumerRunner:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
+            log.warning("consumer.stop.timeout", group=self._group_id, timeout=timeout)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     def lag(self) -> dict[TopicPartition, int]:
-        """Records behind the high watermark, per assigned partition (as far as known)."""
-        consumer = self._consumer
-        if consumer is None:
-            return {}
-        result: dict[TopicPartition, int] = {}
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            position = consumer._subscription.subscription.assignment.state_value(tp)
-            if highwater is None or position is None or position.position is None:
-                continue
-            result[tp] = max(0, highwater - position.position)
-        return result
+        """Records between the position and the high watermark, per assigned partition.
+
+        As last observed (at most about a second old); a partition whose high
+        watermark is not known yet (nothing fetched since assignment) is absent.
+        """
+        return self._lag.snapshot()
 
     async def _run(self) -> None:
         backoff = self._retry_delay
         while not self._stopping.is_set():
             try:
                 consumer = await self._start_consumer()
-            except (KafkaError, OSError) as error:
-                log.warning("consumer.start.failed", group=self._group_id, error=str(error))
+            except Exception as error:
+                log.warning(
+                    "consumer.start.failed",
+                    group=self._group_id,
+                    error=repr(error),
+                    retry_in=backoff,
+                )
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
+            crashed = False
             try:
                 self.running.set()
                 await self._consume(consumer)
+            except _Abandoned as error:
+                log.warning("consumer.batch.abandoned", group=self._group_id, error=repr(error))
+            except Exception as error:
+                # A bug, or a broker error the client does not retry. Never die
+                # quietly: start a fresh client, which resumes from the last commit.
+                crashed = True
+                log.error(
+                    "consumer.crashed",
+                    group=self._group_id,
+                    error=repr(error),
+                    retry_in=backoff,
+                    exc_info=error,
+                )
             finally:
                 self.running.clear()
                 self._consumer = None
+                self._lag.forget()
                 with contextlib.suppress(Exception):
                     await consumer.stop()
                 log.info("consumer.stopped", group=self._group_id)
+            if crashed:
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            else:
+                backoff = self._retry_delay
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -193,16 +220,19 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             backoff = self._retry_delay
-            if not batches:
-                continue
-            async with self._in_flight:
-                offsets: dict[TopicPartition, int] = {}
-                for tp, records in batches.items():
-                    if not records:
-                        continue
-                    await self._process_partition(records)
-                    offsets[tp] = records[-1].offset + 1
-                await self._commit(consumer, offsets)
+            if batches:
+                async with self._in_flight:
+                    offsets: dict[TopicPartition, int] = {}
+                    try:
+                        for tp, records in batches.items():
+                            if records:
+                                await self._process_partition(records)
+                                offsets[tp] = records[-1].offset + 1
+                    except _Abandoned:
+                        await self._commit(consumer, offsets)  # what is done stays done
+                        raise
+                    await self._commit(consumer, offsets)
+            await self._lag.observe(consumer)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:
@@ -216,15 +246,12 @@ class ConsumerRunner:
 
     async def _process_partition(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         accepted: list[ConsumedEvent] = []
-        rejected: list[_Rejected] = []
         for record in records:
             item = self._decode(record)
-            if isinstance(item, _Rejected):
-                rejected.append(item)
+            if isinstance(item, DeadLetter):
+                await self._dead_letter(item)
             else:
                 accepted.append(item)
-        for item in rejected:
-            await self._dead_letter(item)
         if not accepted:
             return
         if await self._attempt_forever(accepted) is None:
@@ -233,14 +260,14 @@ class ConsumerRunner:
         for single in accepted:
             await self._process_single(single)
 
-    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent | _Rejected:
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent | DeadLetter:
         value = record.value or b""
         if len(value) > self._max_event_bytes:
-            return _Rejected(record, "oversize", f"{len(value)} bytes > {self._max_event_bytes}")
+            return DeadLetter(record, "oversize", f"{len(value)} bytes > {self._max_event_bytes}")
         try:
             event = parse_event(value)
         except EventError as error:
-            return _Rejected(record, error.reason, str(error))
+            return DeadLetter(record, error.reason, str(error))
         return ConsumedEvent(event, record)
 
     async def _attempt_forever(self, events: Sequence[ConsumedEvent]) -> Exception | None:
@@ -271,8 +298,10 @@ class ConsumerRunner:
                     retry_in=backoff,
                 )
                 if self._stopping.is_set():
-                    raise
-                await asyncio.sleep(backoff)
+                    raise _Abandoned(
+                        "stopping while the handler's infrastructure is away"
+                    ) from error
+                await self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _process_single(self, item: ConsumedEvent) -> None:
@@ -285,10 +314,8 @@ class ConsumerRunner:
             if isinstance(error, PermanentHandlerError):
                 break
             if attempt + 1 < attempts:
-                await asyncio.sleep(self._retry_delay * (2**attempt))
-        await self._dead_letter(
-            _Rejected(item.record, "handler_failed", repr(error)), event=item.event
-        )
+                await self._sleep(self._retry_delay * (2**attempt))
+        await self._dead_letter(DeadLetter(item.record, "handler_failed", repr(error)), item.event)
 
     async def _call(self, events: Sequence[ConsumedEvent]) -> None:
         if len(events) == 1:
@@ -299,44 +326,40 @@ class ConsumerRunner:
         for item in events:
             metrics.EVENTS_CONSUMED.labels(self._service, item.event.type, "handled").inc()
 
-    async def _dead_letter(self, item: _Rejected, event: CloudEvent | None = None) -> None:
-        record = item.record
-        headers = list(record.headers or ())
-        headers += [
-            ("dlq-reason", item.reason.encode()),
-            ("dlq-error", item.error[:2000].encode("utf-8", "replace")),
-            ("dlq-source-topic", record.topic.encode()),
-            ("dlq-source-partition", str(record.partition).encode()),
-            ("dlq-source-offset", str(record.offset).encode()),
-            ("dlq-consumer-group", self._group_id.encode()),
-            ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
-        ]
-        outbound = OutboundRecord(dlq_topic(record.topic), record.value or b"", record.key, headers)
+    async def _dead_letter(self, letter: DeadLetter, event: CloudEvent | None = None) -> None:
+        record = letter.record
+        outbound = dead_letter_record(letter, group_id=self._group_id)
         backoff = self._retry_delay
         while True:
             try:
                 await self._producer.send_and_wait(outbound)
                 break
             except (KafkaError, OSError) as error:
-                log.warning("consumer.dlq.unavailable", error=str(error), retry_in=backoff)
+                log.warning("consumer.dlq.unavailable", error=repr(error), retry_in=backoff)
                 if self._stopping.is_set():
-                    raise
-                await asyncio.sleep(backoff)
+                    raise _Abandoned(
+                        "stopping while the dead-letter topic is unreachable"
+                    ) from error
+                await self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        metrics.DEAD_LETTERED.labels(self._service, record.topic, item.reason).inc()
+        metrics.DEAD_LETTERED.labels(self._service, record.topic, letter.reason).inc()
+        if event is not None:
+            metrics.EVENTS_CONSUMED.labels(self._service, event.type, "dead_lettered").inc()
         log.error(
             "consumer.dead_lettered",
             group=self._group_id,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            reason=item.reason,
-            error=item.error[:500],
+            reason=letter.reason,
+            error=letter.error[:500],
+            dead_letter_topic=outbound.topic,
             event_id=event.id if event else None,
             event_type=event.type if event else None,
         )
 
     async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when the runner is told to stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
@@ -349,10 +372,17 @@ class _WaitForInFlight(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self._runner._in_flight:
-            log.info("consumer.partitions.revoked", partitions=len(revoked))
+            self._runner._lag.forget(set(revoked))
+            log.info(
+                "consumer.partitions.revoked",
+                group=self._runner.group_id,
+                partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in revoked),
+            )
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._runner._lag.refresh_soon()
         log.info(
             "consumer.partitions.assigned",
+            group=self._runner.group_id,
             partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
         )

@@ -20,7 +20,7 @@ MOMENT = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 def endpoint_disabled(
     number: int, *, tenant_id: str = "acme", partition_key: str = "goal-1"
 ) -> EndpointDisabled:
-    """A small event whose id says its place in a sequence (``evt-0007``)."""
+    """A small event whose id says its place in a sequence (``evt-0007``); same bytes every time."""
     return build_event(
         EndpointDisabled,
         EndpointDisabledData(
@@ -30,6 +30,7 @@ def endpoint_disabled(
         partition_key=partition_key,
         source="/followthrough/tests",
         event_id=f"evt-{number:04d}",
+        time=MOMENT,
         correlation_id=f"corr-{number}",
     )
 

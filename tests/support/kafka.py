@@ -7,9 +7,9 @@ a bystander, and a group join costs seconds on some brokers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.events import CloudEvent, parse_event
 
@@ -61,3 +61,33 @@ async def read_records(
     finally:
         await consumer.stop()
     return records
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: Sequence[bytes],
+    *,
+    key: bytes | None = b"k",
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> None:
+    """Publish raw values, in order, to one key of ``topic`` (acks=all)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key, headers=list(headers))
+    finally:
+        await producer.stop()
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: Sequence[int]
+) -> dict[int, int | None]:
+    """The group's committed offset per partition, read without joining the group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
+    finally:
+        await consumer.stop()
