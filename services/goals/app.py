@@ -1,23 +1,37 @@
-"""Composition root of the goals service: builds the runtime and the app from settings."""
+"""Composition root of the goals service: builds the runtime, timer and app from settings."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
 from services.goals.api import router
+from services.goals.api.ingest import BATCH_COMPONENTS
+from services.goals.ingest import BatchIngestor
 from services.goals.models import Base
+from services.goals.scheduler import OverdueTimer
 from services.goals.service import GoalsService
 from services.goals.settings import GoalsSettings
+from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
 from shared.http.app import create_service_app
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+DESCRIPTION = """Goals, milestones, participants, check-in policies and progress.
+
+Every call carries `Authorization: Bearer <token>` (a tenant credential with
+`goals:read` / `goals:write`). Writes answer with the goal and its `ETag`;
+send it back as `If-Match` to make a write fail with 412 if someone else
+changed the goal meanwhile. Every POST honours `Idempotency-Key`. Errors are
+`application/problem+json` (RFC 9457), naming each bad field in `errors`.
+"""
 
 
-def create_app(settings: GoalsSettings) -> FastAPI:
+def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
     runtime = ServiceRuntime(
         settings,
         service="goals",
@@ -25,11 +39,38 @@ def create_app(settings: GoalsSettings) -> FastAPI:
         migrations=MIGRATIONS,
         topics=[settings.topic(GOALS_TOPIC)],
     )
+    service = GoalsService(runtime.database, runtime.outbox, clock)
+    timer = runtime.add(
+        OverdueTimer(
+            service,
+            clock,
+            poll_seconds=settings.overdue_poll_seconds,
+            batch_size=settings.overdue_batch_size,
+        )
+    )
+    service.wake_timer = timer.wake.set
     app = create_service_app(
         runtime,
         title="Followthrough goals",
-        description="Goals, milestones, participants, check-in policies and progress.",
+        description=DESCRIPTION,
         routers=[router],
     )
-    app.state.goals = GoalsService(runtime)
+    app.state.goals = service
+    app.state.ingestor = BatchIngestor(service)
+    app.state.overdue_timer = timer
+    _add_batch_components(app)
     return app
+
+
+def _add_batch_components(app: FastAPI) -> None:
+    """The ingestion body is documented by hand (it is parsed item by item); add its schemas."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = base()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in BATCH_COMPONENTS.items():
+            components.setdefault(name, definition)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,21 +1,30 @@
-"""Turning goals state into the events of the catalog."""
+"""Turning goal state into catalog events, and recording them: outbox plus the goal's history.
+
+Both writes happen in the caller's transaction, so an event exists in the
+history exactly when it exists in the outbox, and neither exists for a change
+that rolled back.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.goals.models import Goal, Milestone
-from shared.events.catalog.common import Participant
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.goals.domain import Change, GoalState
+from services.goals.models import GoalEventRecord, Milestone
 from shared.events.catalog.goals import (
     GoalEventData,
     GoalSnapshot,
     GoalStatus,
     MilestoneEventData,
     MilestoneSnapshot,
+    ProgressReportedData,
 )
-from shared.events.catalog.policy import CheckinPolicy
-from shared.events.envelope import CloudEvent
+from shared.events.envelope import CloudEvent, EventData
 from shared.events.registry import build_event
+from shared.outbox.writer import Outbox
 
 SOURCE = "/followthrough/goals"
 
@@ -28,10 +37,13 @@ def milestone_snapshot(milestone: Milestone) -> MilestoneSnapshot:
         status=milestone.status,  # type: ignore[arg-type]
         completed_at=milestone.completed_at,
         evidence_note=milestone.evidence_note,
+        external_ref=milestone.external_ref,
+        overdue_at=milestone.overdue_at,
     )
 
 
-def goal_snapshot(goal: Goal, milestones: Sequence[Milestone]) -> GoalSnapshot:
+def goal_snapshot(state: GoalState) -> GoalSnapshot:
+    goal = state.goal
     return GoalSnapshot(
         goal_id=goal.id,
         external_ref=goal.external_ref,
@@ -41,39 +53,81 @@ def goal_snapshot(goal: Goal, milestones: Sequence[Milestone]) -> GoalSnapshot:
         target_date=goal.target_date,
         status=goal.status,  # type: ignore[arg-type]
         version=goal.version,
-        participants=[Participant.model_validate(p) for p in goal.participants],
-        policy=CheckinPolicy.model_validate(goal.policy) if goal.policy else None,
-        milestones=[milestone_snapshot(m) for m in milestones],
+        participants=state.participants,
+        policy=state.policy,
+        milestones=[milestone_snapshot(m) for m in sorted(state.milestones, key=_position)],
         created_at=goal.created_at,
         updated_at=goal.updated_at,
+        progress_percent=goal.progress_percent,
     )
 
 
-def goal_event(
-    cls: type[CloudEvent],
-    snapshot: GoalSnapshot,
+def _position(milestone: Milestone) -> int:
+    return milestone.position
+
+
+def event_for(
+    state: GoalState,
+    change: Change,
     *,
-    tenant_id: str,
-    previous_status: GoalStatus | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
 ) -> CloudEvent:
+    """The event for ``change``, with the goal as it is now (call right after the change).
+
+    Correlation and causation come from the context (the request, or the
+    ingested event being applied) unless given.
+    """
+    snapshot = goal_snapshot(state)
+    data: EventData
+    subject = f"goals/{snapshot.goal_id}"
+    if change.progress is not None:
+        data = ProgressReportedData(
+            goal=snapshot,
+            percent=change.progress.percent,
+            note=change.progress.note,
+            reported_at=change.progress.reported_at,
+            previous_percent=change.progress.previous_percent,
+        )
+    elif change.milestone is not None:
+        data = MilestoneEventData(goal=snapshot, milestone=milestone_snapshot(change.milestone))
+        subject = f"{subject}/milestones/{change.milestone.id}"
+    else:
+        previous: GoalStatus | None = change.previous_status  # type: ignore[assignment]
+        data = GoalEventData(goal=snapshot, previous_status=previous, reason=change.reason)
     return build_event(
-        cls,
-        GoalEventData(goal=snapshot, previous_status=previous_status),
-        tenant_id=tenant_id,
+        change.event,
+        data,
+        tenant_id=state.goal.tenant_id,
         partition_key=snapshot.goal_id,
         source=SOURCE,
-        subject=f"goals/{snapshot.goal_id}",
+        subject=subject,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
     )
 
 
-def milestone_event(
-    cls: type[CloudEvent], snapshot: GoalSnapshot, milestone: Milestone, *, tenant_id: str
-) -> CloudEvent:
-    return build_event(
-        cls,
-        MilestoneEventData(goal=snapshot, milestone=milestone_snapshot(milestone)),
-        tenant_id=tenant_id,
-        partition_key=snapshot.goal_id,
-        source=SOURCE,
-        subject=f"goals/{snapshot.goal_id}/milestones/{milestone.id}",
-    )
+class EventRecorder:
+    """Writes emitted events to the outbox and to ``goal_events`` in the caller's transaction."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    async def record(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        if not events:
+            return
+        await self._outbox.add(session, events)
+        await session.execute(
+            insert(GoalEventRecord),
+            [
+                {
+                    "tenant_id": event.tenantid,
+                    "goal_id": event.partitionkey,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "time": event.time,
+                    "payload": event.to_json(),
+                }
+                for event in events
+            ],
+        )

@@ -1,56 +1,311 @@
-"""Request and response models of the goals API."""
+"""Request and response models of the goals API.
+
+Input models forbid unknown fields and strip surrounding whitespace, so a
+typo in a field name is an error that names the field instead of a silently
+ignored value. The check-in policy has strict input twins of the catalog
+models: the catalog's own models tolerate fields added by newer producers,
+which is right for events and wrong for requests.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal, Self
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from shared.events.catalog.common import Participant
-from shared.events.catalog.goals import GoalStatus, MilestoneStatus
-from shared.events.catalog.policy import CheckinPolicy
+from shared.events.catalog.common import Participant, Role, ShortText, TimeZoneName
+from shared.events.catalog.goals import (
+    GoalAbandoned,
+    GoalActivated,
+    GoalCompleted,
+    GoalCreated,
+    GoalPaused,
+    GoalResumed,
+    GoalSnapshot,
+    GoalStatus,
+    GoalUpdated,
+    MilestoneCompleted,
+    MilestoneCreated,
+    MilestoneOverdue,
+    MilestoneSkipped,
+    MilestoneStatus,
+    MilestoneUpdated,
+    ProgressReported,
+)
+from shared.events.catalog.policy import (
+    CheckinPolicy,
+    DailyCadence,
+    EscalationStep,
+    EveryNDaysCadence,
+    QuietHours,
+    RRuleCadence,
+    WeeklyCadence,
+)
+
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
+ExternalRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=REF_PATTERN,
+        description="The integrator's own id: letters, digits and . _ : @ -, at most 128.",
+        examples=["crm-goal-4711"],
+    ),
+]
+SaneDate = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2099, 12, 31))]
+Note = Annotated[str, Field(max_length=2000)]
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+_STRICT_EVENT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class ParticipantIn(_Strict):
+    role: Role
+    name: ShortText
+    email: EmailStr = Field(max_length=320)
+    timezone: TimeZoneName | None = Field(
+        default=None, description="IANA zone; required for the mentee."
+    )
+
+    def to_event(self) -> Participant:
+        return Participant(role=self.role, name=self.name, email=self.email, timezone=self.timezone)
+
+
+class DailyCadenceIn(DailyCadence):
+    model_config = _STRICT_EVENT
+
+
+class WeeklyCadenceIn(WeeklyCadence):
+    model_config = _STRICT_EVENT
+
+
+class EveryNDaysCadenceIn(EveryNDaysCadence):
+    model_config = _STRICT_EVENT
+
+
+class RRuleCadenceIn(RRuleCadence):
+    model_config = _STRICT_EVENT
+
+
+class QuietHoursIn(QuietHours):
+    model_config = _STRICT_EVENT
+
+
+class EscalationStepIn(EscalationStep):
+    model_config = _STRICT_EVENT
+
+
+CadenceIn = Annotated[
+    DailyCadenceIn | WeeklyCadenceIn | EveryNDaysCadenceIn | RRuleCadenceIn,
+    Field(discriminator="kind"),
+]
+
+
+class CheckinPolicyIn(CheckinPolicy):
+    """The check-in policy as a request gives it (see the catalog's CheckinPolicy)."""
+
+    model_config = _STRICT_EVENT
+
+    cadence: CadenceIn
+    starts_on: SaneDate | None = None
+    quiet_hours: QuietHoursIn | None = None
+    escalation: list[EscalationStepIn] = Field(  # type: ignore[assignment]
+        default_factory=list, max_length=10
+    )
+
+    def to_event(self) -> CheckinPolicy:
+        return CheckinPolicy.model_validate(self.model_dump())
+
+
+POLICY_EXAMPLE: dict[str, Any] = {
+    "cadence": {"kind": "weekly", "weekdays": ["MO", "TH"]},
+    "time_of_day": "09:00",
+    "timezone": "Europe/Berlin",
+    "reminder_lead_minutes": [60],
+    "grace_minutes": 120,
+    "quiet_hours": {"start": "22:00", "end": "07:00"},
+    "escalation": [
+        {"after_misses": 1, "notify_roles": ["mentee"]},
+        {"after_misses": 2, "notify_roles": ["mentor"]},
+    ],
+}
+PARTICIPANTS_EXAMPLE: list[Any] = [
+    {"role": "mentee", "name": "Ada", "email": "ada@example.com", "timezone": "Europe/Berlin"},
+    {"role": "mentor", "name": "Grace", "email": "grace@example.com"},
+]
 
 
 class MilestoneCreate(_Strict):
-    title: str = Field(min_length=1, max_length=200, examples=["Run 5 km without stopping"])
-    due_date: date | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{"title": "Run 10 km", "due_date": "2030-03-01", "external_ref": "ms-10k"}]
+        },
+    )
+
+    title: ShortText = Field(examples=["Run 10 km without stopping"])
+    due_date: SaneDate | None = Field(
+        default=None, description="Overdue from the end of this day in the goal's zone."
+    )
+    external_ref: ExternalRef | None = None
+
+
+class MilestonePatch(_Strict):
+    """Merge patch: only the fields given change; ``null`` clears a nullable field."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"title": "Run 12 km", "due_date": "2030-04-01"}]},
+    )
+
+    title: ShortText | None = None
+    due_date: SaneDate | None = None
+    external_ref: ExternalRef | None = None
 
 
 class MilestoneComplete(_Strict):
-    evidence_note: str | None = Field(default=None, max_length=2000)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"evidence_note": "Strava activity 123"}]},
+    )
+
+    evidence_note: Note | None = None
 
 
-class GoalCreate(_Strict):
-    external_ref: str | None = Field(default=None, min_length=1, max_length=128)
-    title: str = Field(min_length=1, max_length=200, examples=["Run a half marathon"])
+class MilestoneSkip(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"note": "Replaced by a trail run"}]},
+    )
+
+    note: Note | None = None
+
+
+class LifecycleAction(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"reason": "Travelling for two weeks"}]},
+    )
+
+    reason: Reason | None = None
+
+
+class ProgressCreate(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"percent": 40, "note": "Long run at 14 km"}]},
+    )
+
+    percent: int = Field(ge=0, le=100)
+    note: Note | None = None
+
+
+class _GoalBody(_Strict):
+    title: ShortText
     description: str | None = Field(default=None, max_length=4000)
     category: str | None = Field(default=None, min_length=1, max_length=64)
-    target_date: date | None = None
-    status: Literal["draft", "active"] = "active"
-    participants: list[Participant] = Field(min_length=1, max_length=50)
-    policy: CheckinPolicy | None = None
+    target_date: SaneDate | None = None
+    participants: list[ParticipantIn] = Field(
+        min_length=1, max_length=50, description="Exactly one mentee (with a time zone)."
+    )
+    policy: CheckinPolicyIn | None = None
     milestones: list[MilestoneCreate] = Field(default_factory=list, max_length=200)
 
-    @model_validator(mode="after")
-    def _one_mentee(self) -> Self:
-        mentees = [p for p in self.participants if p.role == "mentee"]
-        if len(mentees) != 1:
-            raise ValueError("participants must include exactly one mentee")
-        return self
+
+class GoalCreate(_GoalBody):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_ref": "crm-goal-4711",
+                    "title": "Run a half marathon",
+                    "category": "health",
+                    "target_date": "2030-06-01",
+                    "participants": PARTICIPANTS_EXAMPLE,
+                    "policy": POLICY_EXAMPLE,
+                    "milestones": [{"title": "Run 10 km", "due_date": "2030-03-01"}],
+                }
+            ]
+        },
+    )
+
+    external_ref: ExternalRef | None = None
+    status: Literal["draft", "active"] = "active"
+
+
+class GoalUpsert(_GoalBody):
+    """The whole goal for ``PUT /v1/goals/by-ref/{external_ref}``.
+
+    ``status`` applies only when the PUT creates the goal; an existing goal's
+    status changes only through the lifecycle actions. Milestones are matched
+    by ``external_ref`` (else by title) and created when new; milestones not
+    listed are kept.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Run a half marathon",
+                    "participants": PARTICIPANTS_EXAMPLE,
+                    "policy": POLICY_EXAMPLE,
+                    "milestones": [{"title": "Run 10 km", "external_ref": "ms-10k"}],
+                }
+            ]
+        },
+    )
+
+    status: Literal["draft", "active"] = "active"
+
+
+class GoalPatch(_Strict):
+    """Merge patch: only the fields given change; ``null`` clears a nullable field."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"title": "Run a full marathon", "target_date": "2031-04-20", "category": None}
+            ]
+        },
+    )
+
+    title: ShortText | None = None
+    description: str | None = Field(default=None, max_length=4000)
+    category: str | None = Field(default=None, min_length=1, max_length=64)
+    target_date: SaneDate | None = None
+    external_ref: ExternalRef | None = None
+    participants: list[ParticipantIn] | None = Field(default=None, min_length=1, max_length=50)
+    policy: CheckinPolicyIn | None = None
 
 
 class MilestoneOut(BaseModel):
     id: str
+    external_ref: str | None = None
     title: str
     due_date: date | None
     status: MilestoneStatus
     completed_at: datetime | None
     evidence_note: str | None
+    overdue_at: datetime | None = None
 
 
 class GoalOut(BaseModel):
@@ -61,9 +316,84 @@ class GoalOut(BaseModel):
     category: str | None
     target_date: date | None
     status: GoalStatus
-    version: int
+    version: int = Field(description="Also the ETag; send it back in If-Match.")
+    timezone: str
     participants: list[Participant]
     policy: CheckinPolicy | None
     milestones: list[MilestoneOut]
+    progress_percent: int | None = None
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, snapshot: GoalSnapshot) -> GoalOut:
+        return cls(
+            id=snapshot.goal_id,
+            external_ref=snapshot.external_ref,
+            title=snapshot.title,
+            description=snapshot.description,
+            category=snapshot.category,
+            target_date=snapshot.target_date,
+            status=snapshot.status,
+            version=snapshot.version,
+            timezone=snapshot.timezone,
+            participants=snapshot.participants,
+            policy=snapshot.policy,
+            milestones=[
+                MilestoneOut(
+                    id=m.milestone_id,
+                    external_ref=m.external_ref,
+                    title=m.title,
+                    due_date=m.due_date,
+                    status=m.status,
+                    completed_at=m.completed_at,
+                    evidence_note=m.evidence_note,
+                    overdue_at=m.overdue_at,
+                )
+                for m in snapshot.milestones
+            ],
+            progress_percent=snapshot.progress_percent,
+            created_at=snapshot.created_at,
+            updated_at=snapshot.updated_at,
+        )
+
+
+class GoalPage(BaseModel):
+    items: list[GoalOut]
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` for the next page; null on the last page."
+    )
+
+
+GoalEvent = Annotated[
+    GoalCreated
+    | GoalUpdated
+    | GoalActivated
+    | GoalPaused
+    | GoalResumed
+    | GoalCompleted
+    | GoalAbandoned
+    | MilestoneCreated
+    | MilestoneUpdated
+    | MilestoneCompleted
+    | MilestoneSkipped
+    | MilestoneOverdue
+    | ProgressReported,
+    Field(discriminator="type"),
+]
+
+
+class GoalEventPage(BaseModel):
+    items: list[GoalEvent] = Field(description="CloudEvents exactly as published, oldest first.")
+    next_cursor: str | None
+
+
+class GoalFilters(BaseModel):
+    """The list filters, normalised; part of what a cursor is bound to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: GoalStatus | None = None
+    mentee_email: str | None = None
+    participant_email: str | None = None
+    updated_since: datetime | None = None

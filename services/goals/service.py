@@ -1,150 +1,404 @@
-"""Goals domain rules: what may change, and which event each change emits.
+"""Goals use cases: one transaction per request, its events through the outbox.
 
-Every change happens in one transaction together with its events in the
-outbox; the goal row is locked first, so two changes to one goal are
-serialised and their events leave in the order they happened.
+A write loads the goal and locks its row first, so two changes to one goal
+are serialised and their events leave in the order they happened; the events
+and the goal's history are written in the same transaction as the change.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
 
-from services.goals.events import goal_event, goal_snapshot, milestone_event
-from services.goals.models import Goal, Milestone
+from sqlalchemy.exc import IntegrityError
+
+from services.goals import domain
+from services.goals.cursors import decode, encode, invalid_cursor
+from services.goals.domain import Change, GoalState
+from services.goals.events import EventRecorder, event_for, goal_snapshot
 from services.goals.repository import GoalRepository
-from services.goals.schemas import GoalCreate, MilestoneComplete, MilestoneCreate
-from shared.events.catalog.goals import (
-    GoalCreated,
-    GoalSnapshot,
-    MilestoneCompleted,
-    MilestoneCreated,
+from services.goals.schemas import (
+    GoalCreate,
+    GoalFilters,
+    GoalPatch,
+    GoalUpsert,
+    MilestoneCreate,
+    MilestonePatch,
 )
-from shared.events.envelope import utc_now
+from shared.clock import Clock
+from shared.db.database import Database
+from shared.events.catalog.goals import GoalSnapshot
+from shared.events.envelope import CloudEvent
 from shared.http.problems import ProblemError
-from shared.runtime import ServiceRuntime
+from shared.outbox.writer import Outbox
+
+WAKE_TYPES = frozenset(
+    {"goal.activated", "goal.resumed", "goal.updated", "milestone.created", "milestone.updated"}
+)
 
 
-def _not_found(goal_id: str) -> ProblemError:
+def not_found(goal_id: str) -> ProblemError:
     return ProblemError(404, f"goal {goal_id} not found", slug="not-found")
 
 
-class GoalsService:
-    def __init__(self, runtime: ServiceRuntime) -> None:
-        self._db = runtime.database
-        self._outbox = runtime.outbox
+def etag(version: int) -> str:
+    return f'"{version}"'
 
-    async def create_goal(self, tenant_id: str, payload: GoalCreate) -> GoalSnapshot:
-        now = utc_now()
-        goal = Goal(
-            id=str(uuid.uuid4()),
-            tenant_id=tenant_id,
-            external_ref=payload.external_ref,
-            title=payload.title,
-            description=payload.description,
-            category=payload.category,
-            target_date=payload.target_date,
-            status=payload.status,
-            version=1,
-            participants=[p.model_dump(mode="json") for p in payload.participants],
-            policy=payload.policy.model_dump(mode="json") if payload.policy else None,
-            created_at=now,
-            updated_at=now,
+
+def check_if_match(state: GoalState, if_match: str | None) -> None:
+    """Optimistic concurrency: a write naming another version than the current one fails 412."""
+    if if_match is None:
+        return
+    tags = {tag.strip() for tag in if_match.split(",")}
+    if "*" in tags or etag(state.goal.version) in tags:
+        return
+    raise ProblemError(
+        412,
+        f"goal is at version {state.goal.version}; If-Match named {if_match}",
+        slug="precondition-failed",
+        headers={"ETag": etag(state.goal.version)},
+        current_version=state.goal.version,
+    )
+
+
+class Work:
+    """One transaction's changes: the states touched and the events they emitted, in order."""
+
+    def __init__(self, repository: GoalRepository, now: datetime) -> None:
+        self.repository = repository
+        self.now = now
+        self.events: list[CloudEvent] = []
+        self.states: list[GoalState] = []
+        self.snapshots: dict[int, GoalSnapshot] = {}
+        self.correlation_id: str | None = None
+        self.causation_id: str | None = None
+
+    def emit(self, state: GoalState, change: Change) -> None:
+        event = event_for(
+            state, change, correlation_id=self.correlation_id, causation_id=self.causation_id
         )
-        milestones = [
-            Milestone(
-                id=str(uuid.uuid4()),
-                tenant_id=tenant_id,
-                goal_id=goal.id,
-                position=index,
-                title=item.title,
-                due_date=item.due_date,
-                status="pending",
-                created_at=now,
-                updated_at=now,
-            )
-            for index, item in enumerate(payload.milestones, start=1)
-        ]
+        self.events.append(event)
+        self.snapshots[id(state)] = event.data.goal  # type: ignore[attr-defined]
+        if not any(s is state for s in self.states):
+            self.states.append(state)
+
+    def snapshot(self, state: GoalState) -> GoalSnapshot:
+        """The state's latest snapshot, built once."""
+        cached = self.snapshots.get(id(state))
+        if cached is None or cached.version != state.goal.version:
+            cached = self.snapshots[id(state)] = goal_snapshot(state)
+        return cached
+
+
+class GoalsService:
+    def __init__(
+        self,
+        database: Database,
+        outbox: Outbox,
+        clock: Clock,
+        *,
+        wake_timer: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = database
+        self._recorder = EventRecorder(outbox)
+        self._clock = clock
+        self.wake_timer = wake_timer
+
+    @asynccontextmanager
+    async def work(self) -> AsyncIterator[Work]:
+        """A write transaction whose touched states and events are saved when the block ends."""
         async with self._db.transaction() as session:
-            repository = GoalRepository(session)
-            repository.add(goal)
-            await repository.flush()
-            for milestone in milestones:
-                repository.add_milestone(milestone)
-            snapshot = goal_snapshot(goal, milestones)
-            await self._outbox.add(
-                session, [goal_event(GoalCreated, snapshot, tenant_id=tenant_id)]
-            )
-        return snapshot
+            work = Work(GoalRepository(session), self._clock.now())
+            yield work
+            await work.repository.save(work.states)
+            await self._recorder.record(session, work.events)
+        if any(event.type in WAKE_TYPES for event in work.events):
+            self.wake_timer()
+
+    # -- reads ------------------------------------------------------------------
 
     async def get_goal(self, tenant_id: str, goal_id: str) -> GoalSnapshot:
         async with self._db.reader() as session:
+            state = await GoalRepository(session).load(tenant_id, goal_id)
+        if state is None:
+            raise not_found(goal_id)
+        return goal_snapshot(state)
+
+    async def get_goal_by_ref(self, tenant_id: str, external_ref: str) -> GoalSnapshot:
+        async with self._db.reader() as session:
+            state = await GoalRepository(session).load_by_ref(tenant_id, external_ref)
+        if state is None:
+            raise ProblemError(404, f"no goal has external_ref {external_ref}", slug="not-found")
+        return goal_snapshot(state)
+
+    async def list_goals(
+        self, tenant_id: str, filters: GoalFilters, *, cursor: str | None, limit: int
+    ) -> tuple[list[GoalSnapshot], str | None]:
+        scope = filters.model_dump_json()
+        after = None
+        if cursor:
+            position = decode(cursor, scope=scope)
+            try:
+                after = (datetime.fromisoformat(position["u"]), str(position["i"]))
+            except (KeyError, TypeError, ValueError):
+                raise invalid_cursor("cursor is not valid") from None
+        async with self._db.reader() as session:
+            states = await GoalRepository(session).page(
+                tenant_id, filters, after=after, limit=limit
+            )
+        more = len(states) > limit
+        states = states[:limit]
+        next_cursor = None
+        if more:
+            last = states[-1].goal
+            next_cursor = encode({"u": last.updated_at.isoformat(), "i": last.id}, scope=scope)
+        return [goal_snapshot(s) for s in states], next_cursor
+
+    async def goal_events(
+        self, tenant_id: str, goal_id: str, *, cursor: str | None, limit: int
+    ) -> tuple[list[bytes], str | None]:
+        after = 0
+        if cursor:
+            position = decode(cursor, scope=goal_id)
+            if not isinstance(position.get("q"), int):
+                raise invalid_cursor("cursor is not valid")
+            after = position["q"]
+        async with self._db.reader() as session:
             repository = GoalRepository(session)
-            goal = await repository.get(tenant_id, goal_id)
-            if goal is None:
-                raise _not_found(goal_id)
-            return goal_snapshot(goal, await repository.milestones(goal_id))
+            if not await repository.exists(tenant_id, goal_id):
+                raise not_found(goal_id)
+            rows = await repository.events_page(tenant_id, goal_id, after_seq=after, limit=limit)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode({"q": rows[-1][0]}, scope=goal_id) if more else None
+        return [payload for _, payload in rows], next_cursor
+
+    # -- goal writes ------------------------------------------------------------
+
+    async def create_goal(self, tenant_id: str, payload: GoalCreate) -> GoalSnapshot:
+        try:
+            async with self.work() as work:
+                state = domain.new_goal(
+                    tenant_id=tenant_id,
+                    fields=payload.model_dump(include=_GOAL_FIELDS),
+                    participants=[p.to_event() for p in payload.participants],
+                    policy=payload.policy.to_event() if payload.policy else None,
+                    milestones=[m.model_dump() for m in payload.milestones],
+                    status=payload.status,
+                    now=work.now,
+                    emit=work.emit,
+                )
+        except IntegrityError:
+            raise _ref_taken(payload.external_ref) from None
+        return work.snapshot(state)
+
+    async def patch_goal(
+        self, tenant_id: str, goal_id: str, payload: GoalPatch, *, if_match: str | None
+    ) -> GoalSnapshot:
+        changes: dict[str, Any] = payload.model_dump(include=payload.model_fields_set)
+        if "participants" in changes and payload.participants is not None:
+            changes["participants"] = [p.to_event() for p in payload.participants]
+        if "policy" in changes:
+            changes["policy"] = payload.policy.to_event() if payload.policy else None
+        try:
+            async with self.work() as work:
+                state = await self._locked(work, tenant_id, goal_id, if_match)
+                domain.update_goal(state, changes, now=work.now, emit=work.emit)
+        except IntegrityError:
+            raise _ref_taken(payload.external_ref) from None
+        return work.snapshot(state)
+
+    async def upsert_by_ref(
+        self, tenant_id: str, external_ref: str, payload: GoalUpsert, *, if_match: str | None
+    ) -> tuple[GoalSnapshot, bool]:
+        """Create or replace the goal the integrator knows as ``external_ref``; True if created."""
+        for attempt in (1, 2):
+            try:
+                async with self.work() as work:
+                    known = await work.repository.load_by_ref(
+                        tenant_id, external_ref, for_update=True
+                    )
+                    state, created = apply_upsert(
+                        work, tenant_id, external_ref, payload, known, if_match=if_match
+                    )
+                return work.snapshot(state), created
+            except IntegrityError:  # a concurrent PUT created it first: now it is an update
+                if attempt == 2:
+                    raise _ref_taken(external_ref) from None
+        raise AssertionError("unreachable")
+
+    async def act(
+        self,
+        tenant_id: str,
+        goal_id: str,
+        action: str,
+        *,
+        reason: str | None,
+        if_match: str | None,
+    ) -> GoalSnapshot:
+        async with self.work() as work:
+            state = await self._locked(work, tenant_id, goal_id, if_match)
+            domain.transition(state, action, reason=reason, now=work.now, emit=work.emit)
+        return work.snapshot(state)
+
+    # -- milestones and progress -----------------------------------------------
 
     async def add_milestone(
-        self, tenant_id: str, goal_id: str, payload: MilestoneCreate
-    ) -> GoalSnapshot:
-        async with self._db.transaction() as session:
-            repository = GoalRepository(session)
-            goal = await repository.get(tenant_id, goal_id, for_update=True)
-            if goal is None:
-                raise _not_found(goal_id)
-            now = utc_now()
-            milestone = Milestone(
-                id=str(uuid.uuid4()),
-                tenant_id=tenant_id,
-                goal_id=goal_id,
-                position=await repository.next_milestone_position(goal_id),
-                title=payload.title,
-                due_date=payload.due_date,
-                status="pending",
-                created_at=now,
-                updated_at=now,
+        self, tenant_id: str, goal_id: str, payload: MilestoneCreate, *, if_match: str | None
+    ) -> tuple[GoalSnapshot, str]:
+        async with self.work() as work:
+            state = await self._locked(work, tenant_id, goal_id, if_match)
+            milestone = domain.add_milestone(
+                state, payload.model_dump(), now=work.now, emit=work.emit
             )
-            repository.add_milestone(milestone)
-            goal.version += 1
-            goal.updated_at = now
-            await repository.flush()
-            snapshot = goal_snapshot(goal, await repository.milestones(goal_id))
-            await self._outbox.add(
-                session,
-                [milestone_event(MilestoneCreated, snapshot, milestone, tenant_id=tenant_id)],
-            )
-        return snapshot
+        return work.snapshot(state), milestone.id
 
-    async def complete_milestone(
-        self, tenant_id: str, goal_id: str, milestone_id: str, payload: MilestoneComplete
+    async def patch_milestone(
+        self,
+        tenant_id: str,
+        goal_id: str,
+        milestone_id: str,
+        payload: MilestonePatch,
+        *,
+        if_match: str | None,
     ) -> GoalSnapshot:
-        async with self._db.transaction() as session:
-            repository = GoalRepository(session)
-            goal = await repository.get(tenant_id, goal_id, for_update=True)
-            if goal is None:
-                raise _not_found(goal_id)
-            milestones = list(await repository.milestones(goal_id))
-            milestone = next((m for m in milestones if m.id == milestone_id), None)
-            if milestone is None:
-                raise ProblemError(404, f"milestone {milestone_id} not found", slug="not-found")
-            if milestone.status != "pending":
-                raise ProblemError(
-                    409,
-                    f"milestone is {milestone.status}; only a pending milestone can be completed",
-                    slug="illegal-transition",
-                    current_status=milestone.status,
-                )
-            now = utc_now()
-            milestone.status = "completed"
-            milestone.completed_at = now
-            milestone.evidence_note = payload.evidence_note
-            milestone.updated_at = now
-            goal.version += 1
-            goal.updated_at = now
-            await repository.flush()
-            snapshot = goal_snapshot(goal, milestones)
-            await self._outbox.add(
-                session,
-                [milestone_event(MilestoneCompleted, snapshot, milestone, tenant_id=tenant_id)],
+        changes = payload.model_dump(include=payload.model_fields_set)
+        async with self.work() as work:
+            state = await self._locked(work, tenant_id, goal_id, if_match)
+            milestone = _milestone(state, milestone_id)
+            domain.update_milestone(state, milestone, changes, now=work.now, emit=work.emit)
+        return work.snapshot(state)
+
+    async def finish_milestone(
+        self,
+        tenant_id: str,
+        goal_id: str,
+        milestone_id: str,
+        outcome: str,
+        *,
+        note: str | None,
+        if_match: str | None,
+    ) -> GoalSnapshot:
+        async with self.work() as work:
+            state = await self._locked(work, tenant_id, goal_id, if_match)
+            milestone = _milestone(state, milestone_id)
+            domain.finish_milestone(
+                state, milestone, outcome, note=note, now=work.now, emit=work.emit
             )
-        return snapshot
+        return work.snapshot(state)
+
+    async def report_progress(
+        self,
+        tenant_id: str,
+        goal_id: str,
+        percent: int,
+        *,
+        note: str | None,
+        if_match: str | None,
+    ) -> GoalSnapshot:
+        async with self.work() as work:
+            state = await self._locked(work, tenant_id, goal_id, if_match)
+            domain.report_progress(state, percent, note=note, now=work.now, emit=work.emit)
+        return work.snapshot(state)
+
+    async def _locked(
+        self, work: Work, tenant_id: str, goal_id: str, if_match: str | None
+    ) -> GoalState:
+        state = await work.repository.load(tenant_id, goal_id, for_update=True)
+        if state is None:
+            raise not_found(goal_id)
+        check_if_match(state, if_match)
+        return state
+
+
+_GOAL_FIELDS = {"external_ref", "title", "description", "category", "target_date"}
+_UPSERT_FIELDS = ("title", "description", "category", "target_date")
+
+
+def _ref_taken(external_ref: str | None) -> ProblemError:
+    return ProblemError(
+        409,
+        f"external_ref {external_ref} is already used by another goal",
+        slug="conflict",
+    )
+
+
+def _milestone(state: GoalState, milestone_id: str) -> Any:
+    milestone = state.milestone(milestone_id)
+    if milestone is None:
+        raise ProblemError(404, f"milestone {milestone_id} not found", slug="not-found")
+    return milestone
+
+
+def apply_upsert(
+    work: Work,
+    tenant_id: str,
+    external_ref: str,
+    payload: GoalUpsert,
+    state: GoalState | None,
+    *,
+    if_match: str | None = None,
+    prefix: str = "body",
+) -> tuple[GoalState, bool]:
+    """Create the goal known as ``external_ref`` (``state`` None) or bring it in line.
+
+    Shared by ``PUT /v1/goals/by-ref/{ref}`` and the ingested
+    ``ingest.goal.upserted``; replaying the same payload changes nothing and
+    emits nothing. Returns the state and whether it was created.
+    """
+    participants = [p.to_event() for p in payload.participants]
+    policy = payload.policy.to_event() if payload.policy else None
+    if state is None:
+        if if_match not in (None, "*"):
+            raise ProblemError(
+                412, f"no goal has external_ref {external_ref}", slug="precondition-failed"
+            )
+        fields = {**payload.model_dump(include=set(_UPSERT_FIELDS)), "external_ref": external_ref}
+        created = domain.new_goal(
+            tenant_id=tenant_id,
+            fields=fields,
+            participants=participants,
+            policy=policy,
+            milestones=[m.model_dump() for m in payload.milestones],
+            status=payload.status,
+            now=work.now,
+            emit=work.emit,
+            prefix=prefix,
+        )
+        return created, True
+    check_if_match(state, if_match)
+    changes: dict[str, Any] = {name: getattr(payload, name) for name in _UPSERT_FIELDS}
+    changes.update(participants=participants, policy=policy)
+    domain.update_goal(state, changes, now=work.now, emit=work.emit, prefix=prefix)
+    upsert_milestones(work, state, payload.milestones, prefix=prefix)
+    return state, False
+
+
+def upsert_milestones(
+    work: Work, state: GoalState, items: list[MilestoneCreate], *, prefix: str
+) -> None:
+    """Match each item by external_ref, else by title; update the match or add a new one."""
+    for index, item in enumerate(items):
+        found = (
+            state.milestone_by_ref(item.external_ref)
+            if item.external_ref
+            else next((m for m in state.milestones if m.title == item.title), None)
+        )
+        values: Mapping[str, Any] = item.model_dump()
+        if found is None:
+            domain.add_milestone(
+                state, values, now=work.now, emit=work.emit, prefix=f"{prefix}.milestones.{index}"
+            )
+        else:
+            changes = {k: v for k, v in values.items() if k in item.model_fields_set}
+            changes.pop("external_ref", None)
+            domain.update_milestone(
+                state,
+                found,
+                changes,
+                now=work.now,
+                emit=work.emit,
+                prefix=f"{prefix}.milestones.{index}",
+            )

@@ -15,3 +15,10 @@ class GoalsSettings(ServiceSettings):
     service_name: ClassVar[str] = "goals"
 
     port: int = Field(default=8001, ge=1, le=65535)
+    overdue_poll_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often the overdue timer looks for milestones whose due date passed.",
+    )
+    overdue_batch_size: int = Field(default=100, ge=1, le=10_000)

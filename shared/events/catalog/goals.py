@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from shared.events.catalog.common import Identifier, Participant, ShortText
 from shared.events.catalog.policy import CheckinPolicy
@@ -27,6 +27,14 @@ class MilestoneSnapshot(EventData):
     status: MilestoneStatus = "pending"
     completed_at: datetime | None = None
     evidence_note: str | None = Field(default=None, max_length=2000)
+    external_ref: str | None = Field(
+        default=None, max_length=128, description="The integrator's own id for the milestone."
+    )
+    overdue_at: datetime | None = Field(
+        default=None,
+        description="When a pending milestone becomes overdue: the end of its due date "
+        "(midnight after it) in the goal's time zone.",
+    )
 
 
 class GoalSnapshot(EventData):
@@ -43,21 +51,31 @@ class GoalSnapshot(EventData):
     milestones: list[MilestoneSnapshot] = Field(default_factory=list, max_length=200)
     created_at: datetime
     updated_at: datetime
+    progress_percent: int | None = Field(
+        default=None, ge=0, le=100, description="The latest reported progress, if any."
+    )
 
     @property
     def mentee(self) -> Participant:
         return next(p for p in self.participants if p.role == "mentee")
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The goal's zone: the policy's, else the mentee's, else UTC."
+    )
     @property
     def timezone(self) -> str:
         if self.policy is not None:
             return self.policy.timezone
-        return self.mentee.timezone or "UTC"
+        mentee = next((p for p in self.participants if p.role == "mentee"), None)
+        return (mentee.timezone if mentee else None) or "UTC"
 
 
 class GoalEventData(EventData):
     goal: GoalSnapshot
     previous_status: GoalStatus | None = None
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why, when the caller said (pause, abandon)."
+    )
 
 
 class MilestoneEventData(EventData):
@@ -70,6 +88,7 @@ class ProgressReportedData(EventData):
     percent: int = Field(ge=0, le=100)
     note: str | None = Field(default=None, max_length=2000)
     reported_at: datetime
+    previous_percent: int | None = Field(default=None, ge=0, le=100)
 
 
 class _GoalTopicEvent(CloudEvent):

@@ -1,0 +1,66 @@
+"""Dependencies and helpers every goals route shares: credentials, headers, ETags."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request, Response
+
+from services.goals.ingest import BatchIngestor
+from services.goals.schemas import REF_PATTERN, GoalOut
+from services.goals.service import GoalsService, etag
+from shared.auth.tokens import Principal
+from shared.events.catalog.goals import GoalSnapshot
+from shared.http.idempotency import KEY_PATTERN
+from shared.http.security import require
+
+Reader = Annotated[Principal, Depends(require("goals:read"))]
+Writer = Annotated[Principal, Depends(require("goals:write"))]
+
+
+def get_service(request: Request) -> GoalsService:
+    service: GoalsService = request.app.state.goals
+    return service
+
+
+def get_ingestor(request: Request) -> BatchIngestor:
+    ingestor: BatchIngestor = request.app.state.ingestor
+    return ingestor
+
+
+Service = Annotated[GoalsService, Depends(get_service)]
+Ingestor = Annotated[BatchIngestor, Depends(get_ingestor)]
+GoalId = Annotated[str, Path(min_length=1, max_length=64, description="The goal's id.")]
+MilestoneId = Annotated[str, Path(min_length=1, max_length=64, description="The milestone's id.")]
+ExternalRefPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=REF_PATTERN,
+        description="The integrator's own id of the goal.",
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=200,
+        description='The goal\'s ETag (e.g. "3") as last read; a stale one answers 412.',
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=KEY_PATTERN.pattern,
+        description="Retry-safe POST: the same key and body replays the first answer; "
+        "the same key with another body answers 422; kept 24 hours.",
+    ),
+]
+
+
+def goal_response(snapshot: GoalSnapshot, response: Response) -> GoalOut:
+    """The goal as the API shows it, with its version as ETag."""
+    response.headers["ETag"] = etag(snapshot.version)
+    return GoalOut.of(snapshot)
