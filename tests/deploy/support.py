@@ -93,12 +93,18 @@ def build_settings(
     monkeypatch: pytest.MonkeyPatch,
     workdir: Path,
 ) -> ServiceSettings:
-    """Build the settings class from exactly ``environment``, as the process would at start."""
+    """Build the settings class from ``environment`` alone, as the process would at start.
+
+    Only the variables settings read (the service's prefix and the common one)
+    are set; the rest of a container's environment (PATH, ...) is left alone.
+    """
+    prefixes = (cls.env_prefix(), COMMON_PREFIX)
     for key in list(os.environ):
-        if key.upper().startswith((cls.env_prefix(), COMMON_PREFIX)):
+        if key.upper().startswith(prefixes):
             monkeypatch.delenv(key)
     for key, value in environment.items():
-        monkeypatch.setenv(key, value)
+        if key.upper().startswith(prefixes):
+            monkeypatch.setenv(key, value)
     monkeypatch.chdir(workdir)  # no stray .env file
     try:
         return cls()
