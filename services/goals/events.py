@@ -8,6 +8,7 @@ that rolled back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,6 +71,7 @@ def event_for(
     state: GoalState,
     change: Change,
     *,
+    time: datetime | None = None,
     correlation_id: str | None = None,
     causation_id: str | None = None,
 ) -> CloudEvent:
@@ -102,6 +104,7 @@ def event_for(
         partition_key=snapshot.goal_id,
         source=SOURCE,
         subject=subject,
+        time=time,
         correlation_id=correlation_id,
         causation_id=causation_id,
     )

@@ -180,7 +180,7 @@ class GoalRepository:
             .order_by(GoalEventRecord.seq)
             .limit(limit + 1)
         )
-        return [(int(seq), bytes(payload)) for seq, payload in rows.tuples()]
+        return [(int(seq), bytes(payload)) for seq, payload in rows]
 
     # -- ingestion dedupe -----------------------------------------------------
 
@@ -197,7 +197,7 @@ class GoalRepository:
                 IngestedEvent.event_id.in_(sorted({event_id for _, event_id in keys})),
             )
         )
-        return {(source, event_id) for source, event_id in rows.tuples()} & keys
+        return {(source, event_id) for source, event_id in rows} & keys
 
     async def remember_ingested(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:

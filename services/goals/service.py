@@ -77,7 +77,11 @@ class Work:
 
     def emit(self, state: GoalState, change: Change) -> None:
         event = event_for(
-            state, change, correlation_id=self.correlation_id, causation_id=self.causation_id
+            state,
+            change,
+            time=self.now,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
         )
         self.events.append(event)
         self.snapshots[id(state)] = event.data.goal  # type: ignore[attr-defined]

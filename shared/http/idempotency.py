@@ -6,7 +6,9 @@ and the same request gets that response replayed (``Idempotent-Replayed:
 true``), the same key with a different request answers 422, and a retry while
 the first is still running answers 409. A 5xx is not stored, so the client
 may retry. A key is claimed before the request runs, so two concurrent
-requests with one key never both run.
+requests with one key never both run. The response is stored before it is
+sent, so a client that retries the moment it has an answer gets the replay,
+never a spurious "still in progress".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -58,7 +61,16 @@ class IdempotencyMiddleware:
         if tenant is None:  # the route's own auth answers 401/403
             await self.app(scope, receive, send)
             return
-        body, more = await _read_body(receive)
+        try:
+            body, more = await _read_body(receive)
+        except HTTPException as error:  # e.g. the body limit, raised while we read
+            await problem_response(
+                error.status_code,
+                detail=str(error.detail),
+                slug="payload-too-large" if error.status_code == 413 else None,
+                instance=scope.get("path"),
+            )(scope, receive, send)
+            return
         request_hash = _hash(scope, body)
         database: Database = scope["app"].state.runtime.database
         claim = await _claim(database, tenant, key, scope, request_hash)
@@ -87,6 +99,7 @@ class IdempotencyMiddleware:
         status = 500
         stored_headers: dict[str, str] = {}
         chunks: list[bytes] = []
+        held: list[Message] = []
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -97,7 +110,7 @@ class IdempotencyMiddleware:
                         stored_headers[name.decode("latin-1")] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
             await self.app(scope, replay_receive, capture)
@@ -106,18 +119,20 @@ class IdempotencyMiddleware:
             raise
         if status >= 500:
             await _release(database, tenant, key)
-            return
-        async with database.transaction() as session:
-            await session.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.tenant_id == tenant, idempotency_keys.c.key == key)
-                .values(
-                    status_code=status,
-                    response_body=b"".join(chunks),
-                    response_headers=stored_headers,
-                    completed_at=utc_now(),
+        else:
+            async with database.transaction() as session:
+                await session.execute(
+                    update(idempotency_keys)
+                    .where(idempotency_keys.c.tenant_id == tenant, idempotency_keys.c.key == key)
+                    .values(
+                        status_code=status,
+                        response_body=b"".join(chunks),
+                        response_headers=stored_headers,
+                        completed_at=utc_now(),
+                    )
                 )
-            )
+        for message in held:
+            await send(message)
 
 
 def _tenant_of(scope: Scope, authorization: bytes | None) -> str | None:
