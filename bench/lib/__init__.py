@@ -1,0 +1,1 @@
+"""What every benchmark scenario shares: the stack, the receiver, the ledger, the results."""
