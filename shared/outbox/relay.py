@@ -32,6 +32,7 @@ from shared.outbox.writer import Outbox
 log = get_logger(__name__)
 RowT = TypeVar("RowT")
 
+INITIAL_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 10.0
 GAUGE_REFRESH_SECONDS = 5.0
 PURGE_EVERY_SECONDS = 600.0
@@ -48,6 +49,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 1.0,
         retention: timedelta = timedelta(hours=72),
+        gauge_seconds: float = GAUGE_REFRESH_SECONDS,
     ) -> None:
         self._database = database
         self._producer = producer
@@ -56,53 +58,65 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._retention = retention
+        self._gauge_seconds = gauge_seconds
         self._leadership = Leadership(database, f"{service}:outbox-relay")
         self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._gauges_at = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
         self._purged_at = 0.0
         self.idle = asyncio.Event()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self._service}")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"outbox-relay:{self._service}"),
+            asyncio.create_task(self._watch_backlog(), name=f"outbox-gauges:{self._service}"),
+        ]
 
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         self._signal.set()
-        if self._task is not None:
+        for task in self._tasks:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+                await asyncio.wait_for(asyncio.shield(task), timeout)
             except TimeoutError:
-                self._task.cancel()
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                    await task
+        self._tasks = []
         await self._leadership.release()
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = INITIAL_BACKOFF_SECONDS
         while not self._stopping.is_set():
+            drained, failed = True, False
             try:
                 if await self._leadership.acquire():
                     drained = await self.publish_pending()
-                    await self._housekeeping()
-                else:
-                    drained = True
-                backoff = 0.1
+                    await self._purge()
+                backoff = INITIAL_BACKOFF_SECONDS
             except Exception as error:
+                failed = True
                 self.idle.clear()
                 level = "warning" if _is_transient(error) else "error"
                 getattr(log, level)("outbox.relay.failed", error=repr(error), retry_in=backoff)
-                await self._wait(backoff)
+            if failed:
+                # A backoff, not a poll: commits do not cut it short, or a busy
+                # service would hammer a broker that is down.
+                await self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-                continue
-            if drained:
+            elif drained:
                 self.idle.set()
                 await self._wait(self._poll_seconds)
 
     async def _wait(self, seconds: float) -> None:
+        """Until a transaction with events commits, or ``seconds`` pass."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._signal.wait(), seconds)
         self._signal.clear()
+
+    async def _sleep(self, seconds: float) -> None:
+        """``seconds``, unless the relay is told to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def publish_pending(self) -> bool:
         """Publish up to one batch; True when nothing is left to send."""
@@ -141,27 +155,41 @@ class OutboxRelay:
             raise failure
         return len(rows) < self._batch_size
 
-    async def _housekeeping(self) -> None:
+    async def _purge(self) -> None:
+        """Delete rows sent longer ago than the retention (by the leader, now and then)."""
         now = time.monotonic()
-        if now - self._gauges_at >= GAUGE_REFRESH_SECONDS:
-            self._gauges_at = now
+        if now - self._purged_at < PURGE_EVERY_SECONDS:
+            return
+        self._purged_at = now
+        async with self._database.transaction() as session:
+            await session.execute(
+                delete(outbox).where(outbox.c.sent_at < utc_now() - self._retention)
+            )
+
+    async def _watch_backlog(self) -> None:
+        """Keep the backlog gauges current on a clock of their own.
+
+        They matter most while the broker is away, when a publishing round can
+        wait long for acknowledgements; so they do not wait for the rounds.
+        """
+        while not self._stopping.is_set():
             await self._refresh_gauges()
-        if now - self._purged_at >= PURGE_EVERY_SECONDS:
-            self._purged_at = now
-            async with self._database.transaction() as session:
-                await session.execute(
-                    delete(outbox).where(outbox.c.sent_at < utc_now() - self._retention)
-                )
+            await self._sleep(self._gauge_seconds)
 
     async def _refresh_gauges(self) -> None:
-        async with self._database.reader() as session:
-            count, oldest = (
-                await session.execute(
-                    select(func.count(), func.min(outbox.c.created_at)).where(
-                        outbox.c.sent_at.is_(None)
+        """Backlog and age of the oldest unsent row, from the database (every replica reports)."""
+        try:
+            async with self._database.reader() as session:
+                count, oldest = (
+                    await session.execute(
+                        select(func.count(), func.min(outbox.c.created_at)).where(
+                            outbox.c.sent_at.is_(None)
+                        )
                     )
-                )
-            ).one()
+                ).one()
+        except Exception as error:
+            log.warning("outbox.gauges.failed", error=repr(error))
+            return
         metrics.OUTBOX_BACKLOG.labels(self._service).set(count)
         age = 0.0
         if oldest is not None:

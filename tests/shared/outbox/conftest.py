@@ -1,0 +1,36 @@
+"""A platform-only database (the outbox tables, no service tables) on each backend, and a relay."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from shared.db.database import Database
+from shared.db.migrations import upgrade
+from shared.db.tables import new_metadata
+
+
+@pytest.fixture
+async def database(
+    database_url_for: Callable[[str], str], tmp_path: Path
+) -> AsyncIterator[Database]:
+    """A migrated database holding only the platform branch (outbox, dedupe, idempotency)."""
+    database = Database(database_url_for("platform"))
+    if database.is_sqlite:
+        Path(database.url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
+    no_service_revisions = tmp_path / "versions"
+    no_service_revisions.mkdir()
+    await upgrade(database, no_service_revisions, new_metadata())
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def service_name() -> str:
+    """A service label of its own, so this test's metrics are apart from every other test's."""
+    return f"outbox-{uuid.uuid4().hex[:8]}"
