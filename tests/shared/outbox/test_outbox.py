@@ -87,10 +87,13 @@ async def parts(
 
 
 async def test_a_rolled_back_transaction_publishes_nothing(parts: Parts) -> None:
-    with pytest.raises(RuntimeError, match="the change failed"):
+    async def failing_change() -> None:
         async with parts.database.transaction() as session:
             await parts.outbox.add(session, [endpoint_disabled(1)])
             raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError, match="the change failed"):
+        await failing_change()
     await parts.commit(endpoint_disabled(2))
 
     async with started(parts.relay()):
