@@ -148,10 +148,23 @@ class SessionEventData(EventData):
     session: CoachingSession
 
 
+class SessionReminderReasoning(EventData):
+    """Why a session reminder fired: the session's local start and the lead time."""
+
+    local_start: str = Field(description="Wall-clock start in the zone, ISO 8601 without offset.")
+    timezone: TimeZoneName
+    lead_minutes: int
+    scheduled_for: datetime
+    fired_at: datetime
+    late: bool = False
+
+
 class SessionReminderData(EventData):
     goal: GoalRef
     session: CoachingSession
     lead_minutes: int
+    reasoning: SessionReminderReasoning | None = None
+    risk: Risk | None = None
 
 
 class _SessionsTopicEvent(CloudEvent):
