@@ -1,4 +1,9 @@
-"""Composition root of the sessions service."""
+"""Composition root of the sessions service: builds the runtime, services and app from settings.
+
+The clock is injected here, so tests hand in a ``ManualClock`` and drive
+months of schedule in seconds; everything that reads time (planning,
+firing, check-in windows, forecasts) gets it from this one clock.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,17 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.sessions.events import GoalEventHandler
+from services.sessions.api import router
+from services.sessions.coaching import CoachingService
+from services.sessions.forecast import ForecastService
+from services.sessions.intake import GoalEventHandler
+from services.sessions.links import router as links_router
 from services.sessions.models import Base
+from services.sessions.planner import Rules
+from services.sessions.scheduler import Scheduler
+from services.sessions.service import CheckinService
 from services.sessions.settings import SessionsSettings
+from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
 from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
@@ -17,9 +30,16 @@ from shared.kafka.consumer import ConsumerRunner
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+TAGS = [
+    {"name": "check-ins", "description": "Check-ins, adherence and risk."},
+    {"name": "schedule", "description": "Forecast, acknowledge a miss, snooze a check-in."},
+    {"name": "coaching sessions", "description": "Scheduled sessions and their outcomes."},
+    {"name": "signed links", "description": "Actions from email links, without a credential."},
+]
 
 
-def create_app(settings: SessionsSettings) -> FastAPI:
+def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
     goals_topic = settings.topic(GOALS_TOPIC)
     runtime = ServiceRuntime(
         settings,
@@ -28,18 +48,38 @@ def create_app(settings: SessionsSettings) -> FastAPI:
         migrations=MIGRATIONS,
         topics=[settings.topic(SESSIONS_TOPIC), goals_topic, dlq_topic(goals_topic)],
     )
+    rules = Rules.from_settings(settings)
+    scheduler = Scheduler(
+        database=runtime.database, outbox=runtime.outbox, clock=clock, settings=settings
+    )
+    if settings.scheduler_enabled:
+        runtime.add(scheduler)
     runtime.add(
         ConsumerRunner(
             settings,
             topics=[goals_topic],
             group_id=settings.consumer_group,
-            handler=GoalEventHandler(runtime.database),
+            handler=GoalEventHandler(
+                runtime.database,
+                runtime.outbox,
+                clock,
+                rules,
+                on_timers_changed=scheduler.wake,
+            ),
             producer=runtime.producer,
             service="sessions",
         )
     )
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Followthrough sessions",
         description="Check-in schedules, reminders, misses, escalation and coaching sessions.",
+        routers=[router, links_router],
+        tags=TAGS,
     )
+    app.state.clock = clock
+    app.state.scheduler = scheduler
+    app.state.checkins = CheckinService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
+    app.state.coaching = CoachingService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
+    app.state.forecasts = ForecastService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
+    return app

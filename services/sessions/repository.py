@@ -1,24 +1,211 @@
-"""Every query of the sessions database."""
+"""Every query of the sessions database except the timers' (see timer_repository).
+
+A goal's projection row is the lock of its timeline: whoever changes a goal's
+occurrences or timers locks that row first (the scheduler with SKIP LOCKED,
+so it passes over a goal someone else is changing instead of waiting).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sessions.models import GoalProjection
+from services.sessions.models import Checkin, CoachingSessionRow, GoalProjection, Occurrence
 
 
-class ProjectionRepository:
+class SessionsRepository:
     def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+        self.session = session
 
-    async def get(self, goal_id: str) -> GoalProjection | None:
-        result: GoalProjection | None = (
-            await self._session.execute(
-                select(GoalProjection).where(GoalProjection.goal_id == goal_id).with_for_update()
+    def add(self, row: object) -> None:
+        self.session.add(row)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    # Goals -----------------------------------------------------------------
+
+    async def goal(
+        self, tenant_id: str, goal_id: str, *, for_update: bool = False
+    ) -> GoalProjection | None:
+        query = select(GoalProjection).where(
+            GoalProjection.tenant_id == tenant_id, GoalProjection.goal_id == goal_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        result: GoalProjection | None = (await self.session.execute(query)).scalar_one_or_none()
+        return result
+
+    async def goals_for_update(
+        self, goal_ids: Iterable[str], *, skip_locked: bool = False
+    ) -> dict[str, GoalProjection]:
+        """Lock these goals' rows (in id order, so two lockers never deadlock)."""
+        ids = sorted(set(goal_ids))
+        if not ids:
+            return {}
+        query = (
+            select(GoalProjection)
+            .where(GoalProjection.goal_id.in_(ids))
+            .order_by(GoalProjection.goal_id)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        rows = (await self.session.execute(query)).scalars().all()
+        return {row.goal_id: row for row in rows}
+
+    # Occurrences -------------------------------------------------------------
+
+    async def open_occurrence(self, goal_id: str) -> Occurrence | None:
+        result: Occurrence | None = (
+            await self.session.execute(
+                select(Occurrence).where(Occurrence.goal_id == goal_id, Occurrence.status == "open")
             )
         ).scalar_one_or_none()
         return result
 
-    def add(self, projection: GoalProjection) -> None:
-        self._session.add(projection)
+    async def occurrence(self, goal_id: str, occurrence_id: str) -> Occurrence | None:
+        result: Occurrence | None = (
+            await self.session.execute(
+                select(Occurrence).where(
+                    Occurrence.goal_id == goal_id, Occurrence.id == occurrence_id
+                )
+            )
+        ).scalar_one_or_none()
+        return result
+
+    async def occurrences_by_id(self, ids: Iterable[str]) -> dict[str, Occurrence]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = (
+            (await self.session.execute(select(Occurrence).where(Occurrence.id.in_(wanted))))
+            .scalars()
+            .all()
+        )
+        return {row.id: row for row in rows}
+
+    async def latest_occurrence(self, goal_id: str) -> Occurrence | None:
+        result: Occurrence | None = (
+            await self.session.execute(
+                select(Occurrence)
+                .where(Occurrence.goal_id == goal_id)
+                .order_by(Occurrence.due_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        return result
+
+    async def latest_resolved_opened_by(self, goal_id: str, moment: datetime) -> Occurrence | None:
+        """The newest resolved occurrence whose check-in window had opened by ``moment``."""
+        result: Occurrence | None = (
+            await self.session.execute(
+                select(Occurrence)
+                .where(
+                    Occurrence.goal_id == goal_id,
+                    Occurrence.status != "open",
+                    Occurrence.opens_at <= moment,
+                )
+                .order_by(Occurrence.due_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        return result
+
+    async def latest_missed(self, goal_id: str) -> Occurrence | None:
+        result: Occurrence | None = (
+            await self.session.execute(
+                select(Occurrence)
+                .where(Occurrence.goal_id == goal_id, Occurrence.status == "missed")
+                .order_by(Occurrence.due_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        return result
+
+    async def delete_occurrence(self, occurrence: Occurrence) -> None:
+        await self.session.delete(occurrence)
+        await self.session.flush()
+
+    async def adherence_counts(self, goal_id: str, since: datetime) -> tuple[int, int, int]:
+        """(completed on time, missed, missed since ``since``) over resolved occurrences."""
+        completed = func.sum(case((Occurrence.status == "completed", 1), else_=0))
+        missed = func.sum(case((Occurrence.status == "missed", 1), else_=0))
+        recent = func.sum(
+            case((and_(Occurrence.status == "missed", Occurrence.due_at >= since), 1), else_=0)
+        )
+        row = (
+            await self.session.execute(
+                select(completed, missed, recent).where(
+                    Occurrence.goal_id == goal_id, Occurrence.status != "open"
+                )
+            )
+        ).one()
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+    # Check-ins -------------------------------------------------------------
+
+    async def checkins(
+        self, goal_id: str, *, limit: int, before: datetime | None = None
+    ) -> Sequence[Checkin]:
+        query = select(Checkin).where(Checkin.goal_id == goal_id)
+        if before is not None:
+            query = query.where(Checkin.occurred_at < before)
+        query = query.order_by(Checkin.occurred_at.desc(), Checkin.id.desc()).limit(limit)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def late_checkins(self, goal_id: str) -> int:
+        count = await self.session.scalar(
+            select(func.count()).where(Checkin.goal_id == goal_id, Checkin.status == "late")
+        )
+        return int(count or 0)
+
+    # Coaching sessions -----------------------------------------------------
+
+    async def coaching_session(
+        self, tenant_id: str, session_id: str, *, for_update: bool = False
+    ) -> CoachingSessionRow | None:
+        query = select(CoachingSessionRow).where(
+            CoachingSessionRow.tenant_id == tenant_id, CoachingSessionRow.id == session_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        result: CoachingSessionRow | None = (await self.session.execute(query)).scalar_one_or_none()
+        return result
+
+    async def coaching_sessions_by_id(self, ids: Iterable[str]) -> dict[str, CoachingSessionRow]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = (
+            (
+                await self.session.execute(
+                    select(CoachingSessionRow).where(CoachingSessionRow.id.in_(wanted))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        return {row.id: row for row in rows}
+
+    async def upcoming_sessions(
+        self, goal_id: str, start: datetime, end: datetime
+    ) -> Sequence[CoachingSessionRow]:
+        return (
+            (
+                await self.session.execute(
+                    select(CoachingSessionRow)
+                    .where(
+                        CoachingSessionRow.goal_id == goal_id,
+                        CoachingSessionRow.status == "scheduled",
+                        CoachingSessionRow.starts_at > start,
+                        CoachingSessionRow.starts_at <= end,
+                    )
+                    .order_by(CoachingSessionRow.starts_at)
+                    .limit(200)
+                )
+            )
+            .scalars()
+            .all()
+        )

@@ -1,4 +1,9 @@
-"""Configuration of the sessions service (environment prefix ``SESSIONS_``)."""
+"""Configuration of the sessions service (environment prefix ``SESSIONS_``).
+
+Every rule the schedule applies that is not part of a goal's own policy (the
+check-in window, how long an escalation waits for an acknowledgement, how far
+a snooze may push a deadline) is a setting, documented in docs/sessions.md.
+"""
 
 from __future__ import annotations
 
@@ -15,4 +20,40 @@ class SessionsSettings(ServiceSettings):
     service_name: ClassVar[str] = "sessions"
 
     port: int = Field(default=8002, ge=1, le=65535)
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8002",
+        description="Where people reach this service from outside (signed links point here).",
+    )
     consumer_group: str = "sessions"
+
+    # Schedule rules
+    checkin_window_minutes: int = Field(
+        default=720,
+        ge=1,
+        le=10_080,
+        description="A check-in counts for an occurrence from this long before its due time.",
+    )
+    checkin_future_skew_seconds: int = Field(
+        default=300, ge=0, le=3600, description="How far in the future occurred_at may lie."
+    )
+    escalation_delay_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=10_080,
+        description="How long after a miss an escalation waits, so an acknowledgement can stop it.",
+    )
+    snooze_max_minutes: int = Field(default=1440, ge=1, le=10_080)
+    snooze_default_minutes: int = Field(default=60, ge=1, le=10_080)
+
+    # Scheduler
+    scheduler_enabled: bool = True
+    scheduler_batch_size: int = Field(default=500, ge=1, le=10_000)
+    scheduler_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Longest idle wait; other replicas' plans show then."
+    )
+    scheduler_late_after_seconds: float = Field(
+        default=60.0, ge=0, description="A timer fired later than this after its time is 'late'."
+    )
+    timer_retention_days: float = Field(
+        default=30.0, gt=0, description="Fired timers are kept this long (they stop re-planning)."
+    )

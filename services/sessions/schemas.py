@@ -1,0 +1,183 @@
+"""Request and response models of the sessions API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from shared.events.catalog.common import Identifier, Participant, Role
+from shared.events.catalog.sessions import Risk
+
+CheckinStatus = Literal["on_time", "late", "unscheduled"]
+OccurrenceStatus = Literal["open", "completed", "missed"]
+SessionStatus = Literal["scheduled", "held", "no_show", "cancelled"]
+LeadMinutes = Annotated[int, Field(ge=1, le=10_080)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckinCreate(_Strict):
+    goal_id: Identifier
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When the mentee checked in; now when omitted."
+    )
+    notes: str | None = Field(default=None, max_length=4000)
+    rating: int | None = Field(default=None, ge=1, le=5, description="Self-rating, 1 to 5.")
+    blockers: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=20
+    )
+    source: str | None = Field(default=None, min_length=1, max_length=64, examples=["mobile-app"])
+
+
+class OccurrenceOut(BaseModel):
+    id: str
+    sequence: int
+    due_at: datetime
+    local_due: str
+    timezone: str
+    opens_at: datetime
+    deadline_at: datetime
+    status: OccurrenceStatus
+    snoozed_minutes: int
+    acknowledged_at: datetime | None
+    acknowledged_by: Role | None
+    dst_decision: str | None
+
+
+class CheckinOut(BaseModel):
+    id: str
+    goal_id: str
+    occurred_at: datetime
+    recorded_at: datetime
+    rating: int | None
+    notes: str | None
+    blockers: list[str]
+    source: str | None
+    status: CheckinStatus
+    late: bool
+    occurrence_id: str | None
+    occurrence: OccurrenceOut | None = None
+
+
+class Adherence(BaseModel):
+    on_time_rate: float | None = Field(
+        description="On-time check-ins over resolved occurrences; null before the first."
+    )
+    completed_on_time: int
+    missed: int
+    late_checkins: int
+    current_streak: int
+    longest_streak: int
+    consecutive_misses: int
+    misses_last_30_days: int
+
+
+class CheckinList(BaseModel):
+    goal_id: str
+    schedule_state: str
+    adherence: Adherence
+    risk: Risk
+    checkins: list[CheckinOut]
+    next_before: datetime | None = Field(
+        description="Pass as ``before`` to read the next (older) page; null on the last page."
+    )
+
+
+class AcknowledgeRequest(_Strict):
+    role: Role = "mentee"
+    occurrence_id: Identifier | None = Field(
+        default=None, description="The missed occurrence; the most recent miss when omitted."
+    )
+
+
+class AcknowledgeOut(BaseModel):
+    goal_id: str
+    occurrence: OccurrenceOut
+    acknowledged_by: Role
+    cancelled_escalations: int
+
+
+class SnoozeRequest(_Strict):
+    minutes: int = Field(ge=1, le=10_080, description="Bounded by the service's snooze maximum.")
+    occurrence_id: Identifier | None = Field(
+        default=None, description="The open occurrence; the current one when omitted."
+    )
+
+
+class SnoozeOut(BaseModel):
+    goal_id: str
+    occurrence: OccurrenceOut
+    snoozed_minutes: int
+
+
+class SessionCreate(_Strict):
+    goal_id: Identifier
+    starts_at: AwareDatetime
+    duration_minutes: int = Field(ge=1, le=1440)
+    participants: list[Participant] | None = Field(
+        default=None, max_length=50, description="The goal's participants when omitted."
+    )
+    location: str | None = Field(default=None, min_length=1, max_length=500)
+    link: HttpUrl | None = Field(default=None)
+    reminder_lead_minutes: list[LeadMinutes] = Field(default_factory=lambda: [60], max_length=5)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.location is None and self.link is None:
+            raise ValueError("give a location or a link")
+        if len(set(self.reminder_lead_minutes)) != len(self.reminder_lead_minutes):
+            raise ValueError("reminder_lead_minutes must not repeat")
+        if self.link is not None and len(str(self.link)) > 2000:
+            raise ValueError("link is longer than 2000 characters")
+        return self
+
+
+class SessionOut(BaseModel):
+    id: str
+    goal_id: str
+    starts_at: datetime
+    duration_minutes: int
+    participants: list[Participant]
+    location: str | None
+    link: str | None
+    status: SessionStatus
+    reminder_lead_minutes: list[int]
+    created_at: datetime
+    updated_at: datetime
+
+
+ForecastKind = Literal[
+    "checkin.due", "checkin.due_soon", "checkin.missed", "checkin.escalated", "session.reminder"
+]
+
+
+class ForecastItem(BaseModel):
+    kind: ForecastKind
+    at: datetime
+    local_time: str = Field(description="``at`` on the wall clock of the goal's zone.")
+    conditional: bool = Field(
+        description="True for what is sent only if the check-in does not come (miss, escalation)."
+    )
+    occurrence_sequence: int | None = None
+    occurrence_due_at: datetime | None = None
+    lead_minutes: int | None = None
+    level: int | None = None
+    notify_roles: list[Role] | None = None
+    consecutive_misses: int | None = None
+    session_id: str | None = None
+    note: str | None = Field(default=None, description="A quiet-hours shift or DST decision.")
+
+
+class Forecast(BaseModel):
+    goal_id: str
+    timezone: str
+    rule: str | None
+    schedule_state: str
+    generated_at: datetime
+    until: datetime
+    items: list[ForecastItem]
+    truncated: bool = Field(description="True when more items fell before ``until``.")

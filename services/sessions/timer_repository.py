@@ -1,0 +1,180 @@
+"""Every query on the timers table: the scheduler's hot path.
+
+Due work is found through the partial index on ``due_at`` over unfired rows
+only, so the cost of a pass depends on how much is due, never on how many
+schedules exist. Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+replicas split the due rows between them instead of queueing on each other;
+SQLite ignores the clause and serialises writers instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.sessions.models import Timer
+
+
+@dataclass(frozen=True, slots=True)
+class NewTimer:
+    id: str
+    tenant_id: str
+    goal_id: str
+    kind: str
+    level: int
+    due_at: datetime
+    occurrence_id: str | None = None
+    session_id: str | None = None
+    note: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "goal_id": self.goal_id,
+            "kind": self.kind,
+            "level": self.level,
+            "due_at": self.due_at,
+            "occurrence_id": self.occurrence_id,
+            "session_id": self.session_id,
+            "note": self.note,
+            "fired_at": None,
+            "fired_by": None,
+            "late": False,
+        }
+
+
+class TimerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        bind = session.bind
+        self._dialect = bind.dialect.name if bind is not None else "sqlite"
+
+    async def insert(self, timers: Sequence[NewTimer]) -> None:
+        """Insert timers; one whose id exists (planned or already fired) is left as it is."""
+        if not timers:
+            return
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        statement = insert(Timer).on_conflict_do_nothing(index_elements=["id"])
+        await self.session.execute(statement, [timer.row() for timer in timers])
+
+    async def claim_due(self, now: datetime, limit: int) -> Sequence[Timer]:
+        """Unfired timers due by ``now``, oldest first, locked for this transaction."""
+        query = (
+            select(Timer)
+            .where(Timer.fired_at.is_(None), Timer.due_at <= now)
+            .order_by(Timer.due_at, Timer.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def due_for_goal(self, goal_id: str, now: datetime) -> Sequence[Timer]:
+        """This goal's unfired timers due by ``now`` (the caller holds the goal's lock)."""
+        query = (
+            select(Timer)
+            .where(Timer.goal_id == goal_id, Timer.fired_at.is_(None), Timer.due_at <= now)
+            .order_by(Timer.due_at, Timer.id)
+            .with_for_update()
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def unfired(
+        self,
+        *,
+        goal_id: str | None = None,
+        occurrence_id: str | None = None,
+        session_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+    ) -> Sequence[Timer]:
+        query = select(Timer).where(Timer.fired_at.is_(None))
+        query = self._scoped(query, goal_id, occurrence_id, session_id, kinds)
+        return (await self.session.execute(query.order_by(Timer.due_at))).scalars().all()
+
+    async def cancel(
+        self,
+        *,
+        goal_id: str | None = None,
+        occurrence_id: str | None = None,
+        session_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Delete matching unfired timers; returns their ids.
+
+        A timer another scheduler replica has claimed (and will pass over,
+        since this transaction holds its goal) is skipped rather than waited
+        for: waiting could deadlock two replicas, and a stale timer fires as a
+        no-op because firing re-checks the occurrence it is about.
+        """
+        query = select(Timer.id).where(Timer.fired_at.is_(None))
+        query = self._scoped(query, goal_id, occurrence_id, session_id, kinds)
+        ids = [
+            str(i)
+            for i in (await self.session.execute(query.with_for_update(skip_locked=True))).scalars()
+        ]
+        if ids:
+            await self.session.execute(delete(Timer).where(Timer.id.in_(ids)))
+        return ids
+
+    @staticmethod
+    def _scoped(
+        statement: Any,
+        goal_id: str | None,
+        occurrence_id: str | None,
+        session_id: str | None,
+        kinds: Iterable[str] | None,
+    ) -> Any:
+        if goal_id is not None:
+            statement = statement.where(Timer.goal_id == goal_id)
+        if occurrence_id is not None:
+            statement = statement.where(Timer.occurrence_id == occurrence_id)
+        if session_id is not None:
+            statement = statement.where(Timer.session_id == session_id)
+        if kinds is not None:
+            statement = statement.where(Timer.kind.in_(list(kinds)))
+        return statement
+
+    async def move(self, timer_id: str, due_at: datetime) -> int:
+        result = await self.session.execute(
+            update(Timer)
+            .where(Timer.id == timer_id, Timer.fired_at.is_(None))
+            .values(due_at=due_at)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def mark_fired(self, ids: Sequence[str], *, now: datetime, by: str, late: bool) -> None:
+        if not ids:
+            return
+        await self.session.execute(
+            update(Timer)
+            .where(Timer.id.in_(list(ids)), Timer.fired_at.is_(None))
+            .values(fired_at=now, fired_by=by, late=late)
+        )
+
+    async def next_due_at(self) -> datetime | None:
+        result: datetime | None = await self.session.scalar(
+            select(func.min(Timer.due_at)).where(Timer.fired_at.is_(None))
+        )
+        return result
+
+    async def oldest_due_by_kind(self, now: datetime) -> dict[str, datetime]:
+        rows = (
+            await self.session.execute(
+                select(Timer.kind, func.min(Timer.due_at))
+                .where(Timer.fired_at.is_(None), Timer.due_at <= now)
+                .group_by(Timer.kind)
+            )
+        ).all()
+        return {str(kind): oldest for kind, oldest in rows}
+
+    async def purge_fired(self, before: datetime) -> int:
+        result = await self.session.execute(
+            delete(Timer).where(Timer.fired_at.is_not(None), Timer.fired_at < before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
