@@ -4,6 +4,11 @@ A credential is a JWT (EdDSA) with the tenant in ``tenant``, the granted
 scopes in ``scope`` (space separated, as OAuth 2 has it), an expiry and a
 ``jti``. Verification is local to each service: signature by ``kid``, issuer,
 audience, expiry, then scope; no service ever calls another to check a token.
+
+Keys rotate without downtime: a verifier holds every key of the set by
+``kid``; add the new key to the set everywhere, start minting with it (the
+issuer signs with the newest), and drop the old key once the tokens it
+signed have expired.
 """
 
 from __future__ import annotations
@@ -128,7 +133,8 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise AuthError(401, "credential is not a well-formed token") from None
-        key = self._keys.get(header.get("kid") or "")
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise AuthError(401, "credential is signed by an unknown key")
         try:
