@@ -8,6 +8,7 @@ alike (the broker, the signing keys) may also be given once as
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeVar
@@ -115,11 +116,18 @@ class ServiceSettings(BaseSettings):
         """Outside development, every secret must be set explicitly and keys must be given."""
         if self.environment != "production":
             return self
-        for name, field in type(self).model_fields.items():
+        cls = type(self)
+        for name, field in cls.model_fields.items():
             if field.annotation is SecretStr and getattr(self, name) == field.default:
-                raise ValueError(f"{name} must be set explicitly in production")
+                raise ValueError(
+                    f"{setting_variable(cls, name)} must be set explicitly in production"
+                )
         if self.auth_jwks is None and self.auth_keys_file is None:
-            raise ValueError("auth_jwks or auth_keys_file must be set in production")
+            jwks, keys_file = (
+                setting_variable(cls, "auth_jwks"),
+                setting_variable(cls, "auth_keys_file"),
+            )
+            raise ValueError(f"{jwks} or {keys_file} must be set in production")
         return self
 
     @property
@@ -137,15 +145,23 @@ class ServiceSettings(BaseSettings):
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
+def setting_variable(cls: type[ServiceSettings], field: str) -> str:
+    """The environment variable a field was read from: the service's own, else the common one."""
+    own = f"{cls.env_prefix()}{field}".upper()
+    common = f"{COMMON_PREFIX}{field}".upper()
+    present = {name.upper() for name in os.environ}
+    return common if common in present and own not in present else own
+
+
 def describe_settings_error(cls: type[ServiceSettings], error: ValidationError) -> str:
     """A message naming the environment variable behind every invalid setting."""
-    prefix = cls.env_prefix()
     lines = [f"invalid configuration for the {cls.service_name} service:"]
-    for item in error.errors():
+    for item in error.errors(include_url=False):
         loc = item.get("loc") or ()
         field = str(loc[0]) if loc else ""
-        variable = f"{prefix}{field.upper()}" if field else f"({prefix}* settings)"
-        lines.append(f"  {variable}: {item.get('msg', 'invalid')}")
+        variable = setting_variable(cls, field) if field else f"({cls.env_prefix()}* settings)"
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"  {variable}: {message}")
     return "\n".join(lines)
 
 
