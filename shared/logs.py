@@ -61,21 +61,29 @@ def configure_logging(
     choose their own format and level.
     """
     out = stream if stream is not None else sys.stdout
-    use_console = fmt == "console" or (fmt == "auto" and out.isatty())
+    use_console = fmt == "console" or (fmt == "auto" and _is_tty(out))
 
+    # Nothing service-specific in this chain: structlog caches it in each logger
+    # on first use, so a later configure_logging (tests, tools) could not change it.
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        _service_adder(service),
         _drop_color_message,
     ]
-    renderer: Processor
+    rendering: list[Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        _service_adder(service),
+    ]
     if use_console:
-        renderer = structlog.dev.ConsoleRenderer()
+        # Colours only for a terminal; the renderer formats exceptions itself.
+        rendering.append(structlog.dev.ConsoleRenderer(colors=_is_tty(out)))
     else:
-        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        rendering += [
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+        ]
 
     structlog.configure(
         processors=[
@@ -87,14 +95,7 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-    )
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=rendering)
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -107,6 +108,11 @@ def configure_logging(
     threshold = logging.getLevelName(level.upper())
     for name, lib_level in _NOISY_LIBRARIES.items():
         logging.getLogger(name).setLevel(max(lib_level, threshold))
+
+
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
