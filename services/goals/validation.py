@@ -109,4 +109,7 @@ def check_policy_dates(
     if isinstance(policy.cadence, RRuleCadence):
         until = rrule_until(policy.cadence.rrule)
         if until is not None and until < now:
-            errors.add(f"{field}.cadence.rrule", "RRULE UNTIL is in the past: it would never fire")
+            # the same path request validation gives: cadence.<kind>.<field>
+            errors.add(
+                f"{field}.cadence.rrule.rrule", "RRULE UNTIL is in the past: it would never fire"
+            )
