@@ -3,6 +3,7 @@ clock, and every delivered webhook verified with the standardwebhooks library.""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,7 +68,8 @@ async def test_delivered_once_signed_with_the_event_as_body(harness: HarnessFact
     outcome = next(
         e for e in sent if isinstance(e, NotificationSent) and e.data.channel == "webhook"
     )
-    assert outcome.data.event_id == event.id and outcome.data.target == endpoint_id
+    assert outcome.data.event_id == event.id
+    assert outcome.data.target == endpoint_id
     assert routing["decisions"][0]["reason"] == "event_type_filter"
 
 
@@ -90,7 +92,7 @@ async def test_failing_endpoint_runs_the_whole_schedule_then_fails(harness: Harn
     assert [a["status_code"] for a in attempts] == [500] * len(DEFAULT_SCHEDULE)
     assert attempts[-1]["response_excerpt"] == "boom"
     starts = [datetime.fromisoformat(a["started_at"]) for a in attempts]
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     for gap, planned in zip(gaps, DEFAULT_SCHEDULE[1:], strict=True):
         assert planned * 0.9 - 0.01 <= gap <= planned * 1.1 + 0.5, (gap, planned)
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
@@ -136,9 +138,11 @@ async def test_gone_disables_the_endpoint(harness: HarnessFactory) -> None:
         await h.publish(later)
         routed = await h.wait_message(later.id, lambda m: True)
     assert len(attempts_of(message)) == 1
-    assert endpoint["enabled"] is False and endpoint["disabled_reason"] == "gone"
+    assert endpoint["enabled"] is False
+    assert endpoint["disabled_reason"] == "gone"
     disabled = next(e for e in events if isinstance(e, EndpointDisabled))
-    assert disabled.data.endpoint_id == endpoint_id and disabled.data.reason == "gone"
+    assert disabled.data.endpoint_id == endpoint_id
+    assert disabled.data.reason == "gone"
     assert webhooks(routed) == []
 
 
@@ -187,9 +191,11 @@ async def test_failing_for_days_disables_with_endpoint_disabled(harness: Harness
     # 0 s, 5 s, 5 min, 35 min, 2 h 35 min: the fifth failure is more than an hour after the first.
     assert len(attempts_of(message)) == 5
     assert status_of(message) == "cancelled"
-    assert endpoint["enabled"] is False and endpoint["disabled_reason"] == "failing"
+    assert endpoint["enabled"] is False
+    assert endpoint["disabled_reason"] == "failing"
     disabled = next(e for e in events if isinstance(e, EndpointDisabled))
-    assert disabled.data.reason == "failing" and disabled.data.failing_since is not None
+    assert disabled.data.reason == "failing"
+    assert disabled.data.failing_since is not None
 
 
 async def test_rotation_signs_with_both_secrets_for_the_overlap(harness: HarnessFactory) -> None:
