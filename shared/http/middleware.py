@@ -97,6 +97,10 @@ class RequestContextMiddleware:
         )
 
 
+class _BodyTooLarge(HTTPException):
+    """The streamed body passed the limit (an HTTPException, so FastAPI answers it as a 413)."""
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies over the limit with 413, whether declared or streamed."""
 
@@ -118,6 +122,7 @@ class BodyLimitMiddleware:
                     await self._refuse(scope, receive, send)
                     return
         received = 0
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -127,10 +132,21 @@ class BodyLimitMiddleware:
                 if received > self.max_bytes:
                     # FastAPI re-raises HTTPException from body reading; the
                     # problem handler turns it into a 413 document.
-                    raise HTTPException(413, f"request body exceeds {self.max_bytes} bytes")
+                    raise _BodyTooLarge(413, f"request body exceeds {self.max_bytes} bytes")
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except _BodyTooLarge:
+            # Read by something outside FastAPI's handlers (another middleware).
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
