@@ -1,4 +1,4 @@
-"""A platform-only database (the outbox tables, no service tables) on each backend, and a relay."""
+"""Fixtures for tests of the shared library: a platform-only database on each backend."""
 
 from __future__ import annotations
 
