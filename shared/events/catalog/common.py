@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import lru_cache
+from datetime import time
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, EmailStr, Field
+from pydantic import AfterValidator, EmailStr, Field, WithJsonSchema
 
 from shared.events.envelope import EventData
 
@@ -32,6 +33,20 @@ TimeZoneName = Annotated[
     AfterValidator(check_time_zone),
 ]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$",
+            "description": "A wall-clock time without offset (HH:MM[:SS]); the zone is given "
+            "separately.",
+            "examples": ["09:00"],
+        }
+    ),
+]
+"""A local time of day. JSON Schema's ``time`` format demands an offset, which a
+wall-clock time in a named zone must not have, so the schema is a pattern."""
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Self
 from dateutil.rrule import HOURLY, rrulestr
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from shared.events.catalog.common import Role, TimeZoneName
+from shared.events.catalog.common import LocalTime, Role, TimeZoneName
 from shared.events.envelope import EventData
 
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
@@ -200,8 +200,8 @@ Cadence = Annotated[
 class QuietHours(EventData):
     """Local hours in which reminders wait; may wrap midnight (22:00 to 07:00)."""
 
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
@@ -237,7 +237,7 @@ class CheckinPolicy(EventData):
     """
 
     cadence: Cadence
-    time_of_day: time = Field(default=time(9, 0), examples=["09:00"])
+    time_of_day: LocalTime = Field(default=time(9, 0))
     timezone: TimeZoneName
     starts_on: date | None = None
     reminder_lead_minutes: list[Annotated[int, Field(ge=1, le=10_080)]] = Field(
