@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import zoneinfo
-from functools import lru_cache
 from datetime import time
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, EmailStr, Field, WithJsonSchema
