@@ -57,13 +57,17 @@ def load_or_create_jwks(path: Path) -> dict[str, Any]:
     if path.exists():
         return load_jwks(path)
     jwks = {"keys": [generate_key()]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside, then linked into place: a service starting at the same
+    # moment (``make run`` starts three) never reads a half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return load_or_create_jwks(path)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(jwks, handle, indent=2)
+        os.link(tmp, path)
     except FileExistsError:  # another process created it first
         return load_jwks(path)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(jwks, handle, indent=2)
+    finally:
+        tmp.unlink(missing_ok=True)
     return jwks
