@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.devstack.broker import TansuBroker
@@ -30,7 +30,7 @@ from shared.devstack.processes import (
     stop_process,
     wait_until,
 )
-from shared.logs import configure_logging, get_logger
+from shared.logs import LogFormat, configure_logging, get_logger
 
 log = get_logger("devstack")
 
@@ -47,7 +47,11 @@ class StackSettings(BaseSettings):
     notifications_port: int = Field(default=8003, ge=1, le=65535)
     data_dir: Path = Path(".data")
     start_timeout: float = 60.0
-    log_format: str = "auto"
+    log_format: LogFormat = "auto"
+
+
+class StackInterrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while the stack was still starting."""
 
 
 @dataclass
@@ -81,6 +85,12 @@ class Stack:
                 f"{prefix}_HOST": s.host,
                 f"{prefix}_DATA_DIR": str(s.data_dir),
                 f"{prefix}_LOG_FORMAT": s.log_format,
+                f"{prefix}_PUBLIC_BASE_URL": env.get(
+                    f"{prefix}_PUBLIC_BASE_URL", f"http://{s.host}:{port}"
+                ),
+                "NOTIFICATIONS_SESSIONS_PUBLIC_URL": env.get(
+                    "NOTIFICATIONS_SESSIONS_PUBLIC_URL", f"http://{s.host}:{s.sessions_port}"
+                ),
                 "FOLLOWTHROUGH_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
                 "NOTIFICATIONS_WEBHOOK_ALLOW_HTTP": env.get(
                     "NOTIFICATIONS_WEBHOOK_ALLOW_HTTP", "true"
@@ -205,6 +215,8 @@ class Stack:
         host = self.settings.host
 
         def ready() -> bool:
+            if self._stopping:
+                raise StackInterrupted(f"stopped while waiting for {child.name}")
             if child.health_path is None:
                 return port_open(host, child.port)
             try:
@@ -256,9 +268,22 @@ def _cwd_of(pid: int) -> str:
         return ""
 
 
+def load_stack_settings() -> StackSettings:
+    """The stack's settings, or a message naming each bad ``STACK_*`` variable and exit 2."""
+    try:
+        return StackSettings()
+    except ValidationError as error:
+        lines = ["invalid configuration for the embedded stack:"]
+        for item in error.errors(include_url=False):
+            field = str(item["loc"][0]) if item.get("loc") else "*"
+            lines.append(f"  STACK_{field.upper()}: {item['msg']}")
+        print("\n".join(lines), file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+
+
 def main() -> None:
-    settings = StackSettings()
-    configure_logging("devstack", fmt=settings.log_format)  # type: ignore[arg-type]
+    settings = load_stack_settings()
+    configure_logging("devstack", fmt=settings.log_format)
     stack = Stack(settings)
     signal.signal(signal.SIGINT, stack.request_stop)
     signal.signal(signal.SIGTERM, stack.request_stop)
@@ -266,6 +291,9 @@ def main() -> None:
     try:
         stack.start()
         code = stack.watch()
+    except StackInterrupted as interrupted:
+        log.info("stack.start.interrupted", reason=str(interrupted))
+        code = 0
     except (TimeoutError, RuntimeError) as error:
         log.error("stack.start.failed", error=str(error))
     finally:

@@ -171,3 +171,28 @@ def test_a_killed_supervisor_takes_its_children_along_and_the_next_start_succeed
     second.send_signal(signal.SIGINT)
     assert second.wait(60) == 0
     assert all(gone(pid) for pid in new_pids.values())
+
+
+def test_ctrl_c_while_the_stack_is_still_starting_stops_everything(stack: Stack) -> None:
+    supervisor = stack.start()
+    wait_until(
+        lambda: set(stack.pids()) == set(CHILDREN),
+        timeout=20,
+        what="every child to be spawned",
+        alive=lambda: supervisor.poll() is None,
+    )
+    pids = stack.pids()
+
+    supervisor.send_signal(signal.SIGINT)
+    assert supervisor.wait(60) == 0
+    assert [name for name, pid in pids.items() if not gone(pid)] == []
+
+
+def test_a_bad_stack_setting_stops_at_start_naming_the_variable(stack: Stack) -> None:
+    stack.env["STACK_GOALS_PORT"] = "eighty"
+    supervisor = stack.start()
+    assert supervisor.wait(30) == 2
+    output = "\n".join(stack.output(0))
+    assert "STACK_GOALS_PORT" in output
+    assert "Traceback" not in output
+    assert not (stack.data_dir / "run").exists()
