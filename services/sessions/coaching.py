@@ -89,7 +89,7 @@ class CoachingService(GoalTimeline):
                 for lead in row.reminder_lead_minutes
                 if row.starts_at - timedelta(minutes=lead) > now
             ]
-            await planner.timers.insert(timers)
+            planner.timers.insert(timers)
             planner.timers_changed = True
             planner.events.append(
                 emit(

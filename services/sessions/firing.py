@@ -11,7 +11,10 @@ A miss increments the misses in a row, breaks the streak (``streak.broken``
 when there was one), plans an escalation when the ladder's level is reached
 (fired ``escalation_delay`` after the deadline, so an acknowledgement can
 still stop it; every further miss escalates again at the highest level
-reached) and plans the next occurrence.
+reached) and plans the next occurrence. A reminder still pending for an
+occurrence that is no longer open (a quiet-hours shift can put one after
+the due time) is left in place and fires as a no-op: cancelling it would
+cost a round trip per miss on the scheduler's hottest path.
 """
 
 from __future__ import annotations
@@ -77,7 +80,6 @@ class Firing:
         self.planner = planner
         self.repo = planner.repo
         self.now = planner.now
-        self._cancelled: set[str] = set()
 
     async def fire_all(
         self,
@@ -90,7 +92,7 @@ class Firing:
         fired = Fired()
         for timer in timers:
             goal = goals.get(timer.goal_id)
-            if goal is None or timer.id in self._cancelled:
+            if goal is None:
                 continue
             late = self.now - timer.due_at > self.planner.rules.late_after
             occurrence = occurrences.get(timer.occurrence_id or "")
@@ -202,9 +204,6 @@ class Firing:
         occurrence.status = "missed"
         occurrence.resolved_at = self.now
         occurrence.misses_in_row = row.consecutive_misses
-        self._cancelled.update(
-            await self.planner.timers.cancel(occurrence_id=occurrence.id, kinds=[DUE_SOON])
-        )
         level = escalation_step(goal.policy, row.consecutive_misses)
         reasoning = self._reasoning(
             timer, occurrence, late, misses=row.consecutive_misses, level=level
@@ -250,7 +249,7 @@ class Firing:
                 )
             )
         if level:
-            await self.planner.timers.insert(
+            self.planner.timers.insert(
                 [
                     NewTimer(
                         id=timed_event_id(goal.goal_id, occurrence.due_at, ESCALATED, level),
@@ -362,6 +361,7 @@ async def fire_timers(
         [t.id for t in fired.on_time], now=planner.now, by=by, late=False
     )
     await planner.timers.mark_fired([t.id for t in fired.late], now=planner.now, by=by, late=True)
+    await planner.timers.flush()
     return fired
 
 

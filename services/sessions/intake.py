@@ -78,6 +78,7 @@ class GoalEventHandler:
                         log.info("sessions.event.duplicate", event_type=event.type)
                         continue
                     await self._apply(event, rows, repo, planner)
+            await planner.timers.flush()
             await self._outbox.add(session, planner.events)
         if planner.timers_changed:
             self._on_timers_changed()

@@ -33,6 +33,7 @@ from services.sessions.repository import SessionsRepository
 from services.sessions.risk import overdue_milestones, score
 from services.sessions.settings import SessionsSettings
 from services.sessions.timer_repository import NewTimer, TimerRepository
+from shared.events.catalog.common import Participant
 from shared.events.catalog.goals import GoalSnapshot
 from shared.events.catalog.policy import CheckinPolicy
 from shared.events.catalog.sessions import GoalRef, Risk
@@ -86,11 +87,19 @@ class GoalContext:
         depends on today's date; a stored snapshot must never become a poison
         row for the scheduler because of it, and such a rule is over anyway.
         """
+        # Participants were validated when the event arrived; re-checking every
+        # e-mail address on each timer fired was the scheduler's largest cost.
+        data = {
+            **row.snapshot,
+            "participants": [
+                Participant.model_construct(**p) for p in row.snapshot["participants"]
+            ],
+        }
         try:
-            return cls(row, GoalSnapshot.model_validate(row.snapshot))
+            return cls(row, GoalSnapshot.model_validate(data))
         except ValidationError as error:
             log.warning("sessions.goal.policy_unreadable", goal_id=row.goal_id, error=str(error))
-            return cls(row, GoalSnapshot.model_validate({**row.snapshot, "policy": None}))
+            return cls(row, GoalSnapshot.model_validate({**data, "policy": None}))
 
     @property
     def goal_id(self) -> str:
@@ -252,7 +261,7 @@ class Planner:
         )
         goal.row.next_sequence += 1
         self.repo.add(occurrence)
-        await self.timers.insert(self._occurrence_timers(goal, policy, occurrence))
+        self.timers.insert(self._occurrence_timers(goal, policy, occurrence))
         self.timers_changed = True
         return occurrence
 

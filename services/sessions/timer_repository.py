@@ -51,21 +51,37 @@ class NewTimer:
 
 
 class TimerRepository:
+    """Timer queries; new timers are buffered and written in one statement.
+
+    Firing a batch plans hundreds of timers; writing them as they come would
+    cost a round trip each. Every read or change of timers writes the buffer
+    first, so nothing in the transaction can miss a planned timer, and the
+    owner of the transaction calls :meth:`flush` before it commits.
+    """
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         bind = session.bind
         self._dialect = bind.dialect.name if bind is not None else "sqlite"
+        self._pending: dict[str, NewTimer] = {}
 
-    async def insert(self, timers: Sequence[NewTimer]) -> None:
-        """Insert timers; one whose id exists (planned or already fired) is left as it is."""
-        if not timers:
+    def insert(self, timers: Sequence[NewTimer]) -> None:
+        """Plan timers; one whose id exists (planned or already fired) stays as it is."""
+        for timer in timers:
+            self._pending.setdefault(timer.id, timer)
+
+    async def flush(self) -> None:
+        if not self._pending:
             return
+        rows = [timer.row() for timer in self._pending.values()]
+        self._pending.clear()
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         statement = insert(Timer).on_conflict_do_nothing(index_elements=["id"])
-        await self.session.execute(statement, [timer.row() for timer in timers])
+        await self.session.execute(statement, rows)
 
     async def claim_due(self, now: datetime, limit: int) -> Sequence[Timer]:
         """Unfired timers due by ``now``, oldest first, locked for this transaction."""
+        await self.flush()
         query = (
             select(Timer)
             .where(Timer.fired_at.is_(None), Timer.due_at <= now)
@@ -77,6 +93,7 @@ class TimerRepository:
 
     async def due_for_goal(self, goal_id: str, now: datetime) -> Sequence[Timer]:
         """This goal's unfired timers due by ``now`` (the caller holds the goal's lock)."""
+        await self.flush()
         query = (
             select(Timer)
             .where(Timer.goal_id == goal_id, Timer.fired_at.is_(None), Timer.due_at <= now)
@@ -93,6 +110,7 @@ class TimerRepository:
         session_id: str | None = None,
         kinds: Iterable[str] | None = None,
     ) -> Sequence[Timer]:
+        await self.flush()
         query = select(Timer).where(Timer.fired_at.is_(None))
         query = self._scoped(query, goal_id, occurrence_id, session_id, kinds)
         return (await self.session.execute(query.order_by(Timer.due_at))).scalars().all()
@@ -112,6 +130,7 @@ class TimerRepository:
         for: waiting could deadlock two replicas, and a stale timer fires as a
         no-op because firing re-checks the occurrence it is about.
         """
+        await self.flush()
         query = select(Timer.id).where(Timer.fired_at.is_(None))
         query = self._scoped(query, goal_id, occurrence_id, session_id, kinds)
         ids = [
@@ -141,6 +160,7 @@ class TimerRepository:
         return statement
 
     async def move(self, timer_id: str, due_at: datetime) -> int:
+        await self.flush()
         result = await self.session.execute(
             update(Timer)
             .where(Timer.id == timer_id, Timer.fired_at.is_(None))
@@ -151,6 +171,7 @@ class TimerRepository:
     async def mark_fired(self, ids: Sequence[str], *, now: datetime, by: str, late: bool) -> None:
         if not ids:
             return
+        await self.flush()
         await self.session.execute(
             update(Timer)
             .where(Timer.id.in_(list(ids)), Timer.fired_at.is_(None))
