@@ -9,6 +9,7 @@ than losing the email.
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -37,6 +38,8 @@ from shared.logs import get_logger
 log = get_logger(__name__)
 TEMPLATES = Path(__file__).parent / "templates" / "email"
 GENERIC = "_generic"
+HEADER_POLICY = email.policy.SMTP.clone(max_line_length=998)
+"""CRLF, and lines up to RFC 5322's limit, so a long List-Unsubscribe URL is never encoded."""
 PARTS = ("subject.txt", "body.txt", "body.html")
 
 
@@ -204,7 +207,7 @@ def compose(
     now: datetime,
 ) -> EmailMessage:
     """The MIME message: multipart/alternative (text, HTML) with RFC 8058 one-click unsubscribe."""
-    message = EmailMessage()
+    message = EmailMessage(policy=HEADER_POLICY)
     message["From"] = settings.email_from
     message["To"] = formataddr((str(recipient.get("name") or ""), str(recipient["email"])))
     message["Subject"] = rendered.subject

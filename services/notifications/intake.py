@@ -93,9 +93,13 @@ class IntakeHandler:
             context = await self._load(repository, emails, [item.event for item in fresh])
             await self._project_quiet_hours(emails, context)
             now = self._clock.now()
+            dependents: list[Any] = []
             for item in fresh:
                 with event_scope(item.event):
-                    created += self._store(repository, context, item, now)
+                    created += self._store(repository, context, item, now, dependents)
+            # Messages first: without ORM relationships the flush does not order by foreign key.
+            await repository.flush()
+            repository.add(*dependents)
         if created:
             self._wake.set()
 
@@ -150,10 +154,10 @@ class IntakeHandler:
         context: BatchContext,
         item: ConsumedEvent,
         now: datetime,
+        rows: list[Any],
     ) -> int:
         event = item.event
         routing: list[dict[str, Any]] = []
-        rows: list[Any] = []
         webhooks = self._route_webhooks(event, context, routing, rows, now)
         emails = self._route_emails(event, context, routing, rows, now)
         message = Message(
@@ -168,7 +172,7 @@ class IntakeHandler:
             event_time=event.time,
             created_at=now,
         )
-        repository.add(message, *rows)
+        repository.add(message)
         log.info(
             "notifications.event.accepted",
             event_type=event.type,

@@ -14,6 +14,7 @@ import contextlib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
 
 import aiosmtplib
 
@@ -73,16 +74,21 @@ class SmtpPool:
         return client
 
     async def send(self, message: EmailMessage) -> SmtpOutcome:
+        # Flattened with the message's own policy: aiosmtplib's would fold (and so encode)
+        # a long List-Unsubscribe URL at 78 characters.
+        data = message.as_bytes(policy=message.policy)
+        sender = parseaddr(str(message["From"]))[1]
+        recipients = [address for _, address in getaddresses(message.get_all("To", []))]
         async with self._slots:
             client = self._idle.pop() if self._idle else None
             try:
                 if client is None or not client.is_connected:
                     client = await self._connect()
                 try:
-                    await client.send_message(message)
+                    await client.sendmail(sender, recipients, data)
                 except aiosmtplib.SMTPServerDisconnected:
                     client = await self._connect()
-                    await client.send_message(message)
+                    await client.sendmail(sender, recipients, data)
             except aiosmtplib.SMTPResponseException as error:
                 # A rejected message leaves the session usable, unless the server hung up.
                 if client is not None and client.is_connected:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shared.events.catalog.common import Participant
 from shared.events.catalog.goals import (
@@ -32,6 +33,8 @@ from shared.events.catalog.sessions import (
     StreakUpdatedData,
 )
 from shared.events.envelope import CloudEvent
+
+__all__ = ["UTC", "ZoneInfo", "datetime", "timedelta"]
 from shared.events.registry import build_event
 
 MENTEE = Participant(role="mentee", name="Ada", email="ada@example.com", timezone="Europe/Berlin")
