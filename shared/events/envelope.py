@@ -21,9 +21,14 @@ EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
 
 class EventData(BaseModel):
-    """Base of every event's data: immutable, and tolerant of fields added by newer producers."""
+    """Base of every event's data: immutable, and tolerant of fields added by newer producers.
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    NaN and infinity are refused: JSON has no such numbers, so an event holding
+    one could be published but never parsed back (found by the round-trip
+    property test).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
 
 class CloudEvent(BaseModel):
