@@ -33,5 +33,8 @@ token: install ## Mint a credential: make token TENANT=acme [SCOPES="goals:read 
 	@test -n "$(TENANT)" || (echo "usage: make token TENANT=name [SCOPES=...]" >&2; exit 2)
 	@$(PY) -m services.cli token --tenant "$(TENANT)" $(if $(SCOPES),--scopes "$(SCOPES)",)
 
+catalog: install ## Generate the event catalog (JSON Schemas, AsyncAPI 3.0) into docs/events
+	$(PY) -m shared.events.export docs/events
+
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache
