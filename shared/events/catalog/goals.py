@@ -96,66 +96,92 @@ class _GoalTopicEvent(CloudEvent):
 
 
 class GoalCreated(_GoalTopicEvent):
+    """A goal was created (POST, PUT by ref or ingestion); data.goal is the whole snapshot."""
+
     type: Literal["goal.created"] = "goal.created"
     data: GoalEventData
 
 
 class GoalUpdated(_GoalTopicEvent):
+    """A goal's own fields, participants or check-in policy changed."""
+
     type: Literal["goal.updated"] = "goal.updated"
     data: GoalEventData
 
 
 class GoalActivated(_GoalTopicEvent):
+    """A draft goal became active: check-ins start."""
+
     type: Literal["goal.activated"] = "goal.activated"
     data: GoalEventData
 
 
 class GoalPaused(_GoalTopicEvent):
+    """An active goal was paused: nothing is due and nothing is sent until it resumes."""
+
     type: Literal["goal.paused"] = "goal.paused"
     data: GoalEventData
 
 
 class GoalResumed(_GoalTopicEvent):
+    """A paused goal became active again."""
+
     type: Literal["goal.resumed"] = "goal.resumed"
     data: GoalEventData
 
 
 class GoalCompleted(_GoalTopicEvent):
+    """A goal was completed (from active or paused); it is closed."""
+
     type: Literal["goal.completed"] = "goal.completed"
     data: GoalEventData
 
 
 class GoalAbandoned(_GoalTopicEvent):
+    """A goal was abandoned (from draft, active or paused); it is closed."""
+
     type: Literal["goal.abandoned"] = "goal.abandoned"
     data: GoalEventData
 
 
 class MilestoneCreated(_GoalTopicEvent):
+    """A milestone was added to a goal."""
+
     type: Literal["milestone.created"] = "milestone.created"
     data: MilestoneEventData
 
 
 class MilestoneUpdated(_GoalTopicEvent):
+    """A milestone's title, due date or external ref changed."""
+
     type: Literal["milestone.updated"] = "milestone.updated"
     data: MilestoneEventData
 
 
 class MilestoneCompleted(_GoalTopicEvent):
+    """A pending milestone was completed; data.milestone has the evidence note."""
+
     type: Literal["milestone.completed"] = "milestone.completed"
     data: MilestoneEventData
 
 
 class MilestoneSkipped(_GoalTopicEvent):
+    """A pending milestone was skipped."""
+
     type: Literal["milestone.skipped"] = "milestone.skipped"
     data: MilestoneEventData
 
 
 class MilestoneOverdue(_GoalTopicEvent):
+    """A pending milestone's due date passed (end of that day in the goal's zone); once."""
+
     type: Literal["milestone.overdue"] = "milestone.overdue"
     data: MilestoneEventData
 
 
 class ProgressReported(_GoalTopicEvent):
+    """Progress (0-100 %) was reported on a goal."""
+
     type: Literal["progress.reported"] = "progress.reported"
     data: ProgressReportedData
 
