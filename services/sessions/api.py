@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from services.sessions.coaching import CoachingService
 from services.sessions.forecast import ForecastService
@@ -16,6 +15,7 @@ from services.sessions.schemas import (
     CheckinList,
     CheckinOut,
     Forecast,
+    Instant,
     SessionCreate,
     SessionOut,
     SnoozeOut,
@@ -87,9 +87,7 @@ async def list_checkins(
     principal: Reader,
     service: Checkins,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[
-        AwareDatetime | None, Query(description="Only check-ins before this.")
-    ] = None,
+    before: Annotated[Instant | None, Query(description="Only check-ins before this.")] = None,
 ) -> CheckinList:
     return await service.history(principal.tenant_id, goal_id, limit=limit, before=before)
 
@@ -106,7 +104,7 @@ async def forecast(
     principal: Reader,
     service: Forecasts,
     until: Annotated[
-        AwareDatetime | None, Query(description="End of the forecast; 30 days ahead by default.")
+        Instant | None, Query(description="End of the forecast; 30 days ahead by default.")
     ] = None,
 ) -> Forecast:
     return await service.forecast(principal.tenant_id, goal_id, until)

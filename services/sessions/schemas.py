@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    model_validator,
+)
 
 from shared.events.catalog.common import Identifier, Participant, Role
 from shared.events.catalog.sessions import Risk
@@ -16,13 +24,27 @@ SessionStatus = Literal["scheduled", "held", "no_show", "cancelled"]
 LeadMinutes = Annotated[int, Field(ge=1, le=10_080)]
 
 
+def _sane_instant(value: datetime) -> datetime:
+    """An aware instant between 1970 and 2200, so arithmetic on it can never overflow."""
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:
+        year = 0
+    if not 1970 <= year <= 2200:
+        raise ValueError("must be between 1970 and 2200")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class CheckinCreate(_Strict):
     goal_id: Identifier
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: Instant | None = Field(
         default=None, description="When the mentee checked in; now when omitted."
     )
     notes: str | None = Field(default=None, max_length=4000)
@@ -115,8 +137,23 @@ class SnoozeOut(BaseModel):
 
 
 class SessionCreate(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "goal_id": "0b7e8f2a-3c1d-4e5f-9a8b-7c6d5e4f3a2b",
+                    "starts_at": "2030-05-06T15:00:00Z",
+                    "duration_minutes": 45,
+                    "link": "https://meet.example.com/ada-grace",
+                    "reminder_lead_minutes": [1440, 30],
+                }
+            ]
+        },
+    )
+
     goal_id: Identifier
-    starts_at: AwareDatetime
+    starts_at: Instant
     duration_minutes: int = Field(ge=1, le=1440)
     participants: list[Participant] | None = Field(
         default=None, max_length=50, description="The goal's participants when omitted."
