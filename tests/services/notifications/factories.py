@@ -34,7 +34,7 @@ from shared.events.catalog.sessions import (
 )
 from shared.events.envelope import CloudEvent
 
-__all__ = ["UTC", "ZoneInfo", "datetime", "timedelta"]
+__all__ = ["UTC", "Participant", "ZoneInfo", "datetime", "timedelta"]
 from shared.events.registry import build_event
 
 MENTEE = Participant(role="mentee", name="Ada", email="ada@example.com", timezone="Europe/Berlin")
@@ -83,8 +83,9 @@ def reasoning(now: datetime) -> Reasoning:
 
 
 def risk(score: int = 40) -> Risk:
-    level = "high" if score >= 70 else "medium" if score >= 40 else "low"
-    return Risk(score=score, level=level)
+    if score >= 70:
+        return Risk(score=score, level="high")
+    return Risk(score=score, level="medium" if score >= 40 else "low")
 
 
 def _event(cls: type[CloudEvent], data: Any, goal: GoalRef | GoalSnapshot, **kw: Any) -> CloudEvent:

@@ -75,7 +75,7 @@ async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 def only_webhook(message: dict[str, Any]) -> dict[str, Any]:
     (delivery,) = [d for d in message["deliveries"] if d["channel"] == "webhook"]
-    return delivery
+    return dict(delivery)
 
 
 async def first_attempt(h: Any, url: str) -> dict[str, Any]:

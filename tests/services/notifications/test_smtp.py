@@ -118,15 +118,15 @@ async def test_modes_auth_and_connection_reuse(
         credentials: dict[str, Any] = (
             {} if mode == "plain" else {"smtp_username": "mailer", "smtp_password": "s3cret"}
         )
-        settings = NotificationsSettings(
-            _env_file=None,  # type: ignore[call-arg]
-            data_dir=tmp_path,
-            smtp_port=port,
-            smtp_security=mode,
-            smtp_ca_file=certificate[0],
-            smtp_pool_size=2,
+        values: dict[str, Any] = {
+            "data_dir": tmp_path,
+            "smtp_port": port,
+            "smtp_security": mode,
+            "smtp_ca_file": certificate[0],
+            "smtp_pool_size": 2,
             **credentials,
-        )
+        }
+        settings = NotificationsSettings(_env_file=None, **values)
         pool = SmtpPool(settings)
         outcomes = await asyncio.gather(*(pool.send(mail(n)) for n in range(20)))
         await pool.close()
@@ -142,16 +142,16 @@ async def test_wrong_password_is_a_failed_attempt(
     certificate: tuple[Path, Path], tmp_path: Path
 ) -> None:
     with smtp_server("starttls", certificate) as (keeper, port):
-        settings = NotificationsSettings(
-            _env_file=None,  # type: ignore[call-arg]
-            data_dir=tmp_path,
-            smtp_port=port,
-            smtp_security="starttls",
-            smtp_ca_file=certificate[0],
-            smtp_username="mailer",
-            smtp_password="wrong",
-            smtp_timeout_seconds=3,
-        )
+        values: dict[str, Any] = {
+            "data_dir": tmp_path,
+            "smtp_port": port,
+            "smtp_security": "starttls",
+            "smtp_ca_file": certificate[0],
+            "smtp_username": "mailer",
+            "smtp_password": "wrong",
+            "smtp_timeout_seconds": 3,
+        }
+        settings = NotificationsSettings(_env_file=None, **values)
         pool = SmtpPool(settings)
         outcome = await pool.send(mail(1))
         await pool.close()
