@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from services.sessions.models import GoalProjection, Timer
@@ -69,8 +70,10 @@ async def test_after_downtime_every_due_timer_fires_once_marked_late(
         assert await app.outbox_events() == []
     # The service is down while 500 timers come due.
     await clock.set(PAST_EVERYTHING)
+    before = {kind: _fired_late(kind) for kind in ("checkin.due_soon", "checkin.missed")}
     async with running_sessions(settings, clock, auth_headers()) as app:
         await app.scheduler.wait_caught_up(PAST_EVERYTHING, timeout=60)
+        exposition = (await app.http.get("/metrics")).text
         emitted = await app.outbox_events()
         await wait_for(lambda: _drained(app), timeout=60, what="outbox drained")
         published = await read_events(
@@ -96,6 +99,13 @@ async def test_after_downtime_every_due_timer_fires_once_marked_late(
         assert event.data.reasoning.fired_at == PAST_EVERYTHING
         assert event.data.reasoning.scheduled_for < PAST_EVERYTHING
     assert all(timer.late for timer in fired)
+    assert {kind: _fired_late(kind) - count for kind, count in before.items()} == {
+        "checkin.due_soon": 250,
+        "checkin.missed": 250,
+    }
+    assert 'followthrough_scheduler_lag_seconds{kind="checkin.missed",service="sessions"}' in (
+        exposition
+    )
     # Each goal's reminder went out before its miss.
     order = {event.id: index for index, event in enumerate(published)}
     for goal_id in goal_ids:
@@ -144,6 +154,13 @@ async def test_two_replicas_fire_ten_thousand_due_timers_each_exactly_once(
     print(  # noqa: T201 - the figure the report quotes
         f"two replicas fired 10000 timers in {elapsed:.1f}s, split {dict(by_replica)}"
     )
+
+
+def _fired_late(kind: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "followthrough_timers_fired_total", {"service": "sessions", "kind": kind, "late": "true"}
+    )
+    return value or 0.0
 
 
 async def _drained(app: Sessions) -> bool:
