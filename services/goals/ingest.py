@@ -287,8 +287,7 @@ class _Checkpoint:
         state.policy = self._policy
         state.participants_changed = self._participants_changed
         del state.added[self._added :]
-        del self._work.events[self._events :]
-        del self._work.states[self._states :]
+        self._work.undo_since(self._events, self._states)
 
 
 def _columns(row: Goal | Milestone) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class Work:
         self.events: list[CloudEvent] = []
         self.states: list[GoalState] = []
         self.snapshots: dict[int, GoalSnapshot] = {}
+        self._touched: set[int] = set()
         self.correlation_id: str | None = None
         self.causation_id: str | None = None
 
@@ -84,9 +85,18 @@ class Work:
             causation_id=self.causation_id,
         )
         self.events.append(event)
-        self.snapshots[id(state)] = event.data.goal  # type: ignore[attr-defined]
-        if not any(s is state for s in self.states):
+        if id(state) not in self._touched:
+            self._touched.add(id(state))
             self.states.append(state)
+        self.snapshots[id(state)] = event.data.goal  # type: ignore[attr-defined]
+
+    def undo_since(self, events: int, states: int) -> None:
+        """Forget events and newly touched states after the given counts (a refused item)."""
+        for state in self.states[states:]:
+            self._touched.discard(id(state))
+            self.snapshots.pop(id(state), None)
+        del self.events[events:]
+        del self.states[states:]
 
     def snapshot(self, state: GoalState) -> GoalSnapshot:
         """The state's latest snapshot, built once."""
