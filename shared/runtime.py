@@ -95,6 +95,8 @@ class ServiceRuntime:
     async def stop(self) -> None:
         for task in self._background:
             task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         for component in reversed(self._components):
             try:
                 await component.stop()
