@@ -2,11 +2,13 @@
 
 from fastapi import APIRouter
 
-from services.goals.api import goals, ingest, milestones
+from services.goals.api.goals import router as goals_router
+from services.goals.api.ingest import router as ingest_router
+from services.goals.api.milestones import router as milestones_router
 
 router = APIRouter()
-router.include_router(goals.router)
-router.include_router(milestones.router)
-router.include_router(ingest.router)
+router.include_router(goals_router)
+router.include_router(milestones_router)
+router.include_router(ingest_router)
 
 __all__ = ["router"]

@@ -6,6 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
+
+from services.goals.models import GoalEventRecord
 from services.goals.scheduler import OverdueTimer
 from services.goals.service import GoalsService
 from shared.db.database import Database
@@ -19,12 +22,30 @@ async def _history(goals: GoalsApi, gid: str) -> list[dict[str, Any]]:
     return items
 
 
+async def _manual_timer(goals: GoalsApi) -> OverdueTimer:
+    """The app's timer, stopped, so the test decides exactly when a pass runs."""
+    timer: OverdueTimer = goals.app.state.overdue_timer
+    await timer.stop()
+    return timer
+
+
+async def _overdue_count(goals: GoalsApi) -> int:
+    database = goals.app.state.runtime.database
+    async with database.reader() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(GoalEventRecord)
+            .where(GoalEventRecord.event_type == "milestone.overdue")
+        )
+    return int(count or 0)
+
+
 def _overdue(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in history if e["type"] == "milestone.overdue"]
 
 
 async def test_fires_once_at_the_end_of_the_due_date_in_the_goals_zone(goals: GoalsApi) -> None:
-    timer: OverdueTimer = goals.app.state.overdue_timer
+    timer = await _manual_timer(goals)
     goal = await goals.create(
         milestones=[{"title": "Run 10 km", "due_date": "2030-01-08"}, {"title": "Later"}]
     )
@@ -53,7 +74,7 @@ async def test_fires_once_at_the_end_of_the_due_date_in_the_goals_zone(goals: Go
 
 
 async def test_only_pending_milestones_of_active_goals_fire(goals: GoalsApi) -> None:
-    timer: OverdueTimer = goals.app.state.overdue_timer
+    timer = await _manual_timer(goals)
     done = await goals.create(milestones=[{"title": "Done", "due_date": "2030-01-08"}])
     await goals.http.post(
         f"/v1/goals/{done['id']}/milestones/{done['milestones'][0]['id']}/complete"
@@ -74,7 +95,7 @@ async def test_only_pending_milestones_of_active_goals_fire(goals: GoalsApi) -> 
 
 
 async def test_a_new_due_date_rearms_the_timer(goals: GoalsApi) -> None:
-    timer: OverdueTimer = goals.app.state.overdue_timer
+    timer = await _manual_timer(goals)
     goal = await goals.create(milestones=[{"title": "Run", "due_date": "2030-01-08"}])
     gid, mid = goal["id"], goal["milestones"][0]["id"]
     await goals.clock.set(datetime(2030, 1, 9, tzinfo=UTC))
@@ -121,9 +142,11 @@ async def test_two_replicas_never_fire_one_milestone_twice(goals: GoalsApi) -> N
                 {"title": "b", "due_date": "2030-01-09"},
             ],
         )
-    # Setting the clock also wakes the app's own timer: three replicas race for the work.
-    await goals.clock.set(datetime(2030, 1, 15, tzinfo=UTC))
+    # Two replicas of the timer race for the work; the app's own timer stands aside so
+    # that "both loops are done" means "everything due is fired and committed".
     own: OverdueTimer = goals.app.state.overdue_timer
+    await own.stop()
+    await goals.clock.set(datetime(2030, 1, 15, tzinfo=UTC))
     other_db = Database(settings.database_url, pool_size=4)
     try:
         other_service = GoalsService(
@@ -141,6 +164,7 @@ async def test_two_replicas_never_fire_one_milestone_twice(goals: GoalsApi) -> N
         await asyncio.gather(*(drain(timer) for timer in replicas))
     finally:
         await other_db.dispose()
+    assert await _overdue_count(goals) == 48
     listed = (await goals.http.get("/v1/goals", params={"limit": 100})).json()["items"]
     total = 0
     for goal in listed:

@@ -146,7 +146,7 @@ def test_claims_are_checked(
 
 
 def test_other_algorithms_are_refused(key_one: dict[str, Any]) -> None:
-    unsigned = jwt.encode(_claims(), None, algorithm="none", headers={"kid": "k1"})
+    unsigned = jwt.encode(_claims(), None, algorithm="none", headers={"kid": "k1"})  # type: ignore[arg-type]
     _refused(_verifier(key_one), unsigned)
     # The classic confusion: HMAC keyed with the public key's bytes.
     hmac = jwt.encode(_claims(), key_one["x"], algorithm="HS256", headers={"kid": "k1"})
@@ -174,15 +174,13 @@ def test_the_newest_private_key_signs(
 ) -> None:
     path = tmp_path / "jwks.json"
     write_jwks(path, {"keys": [key_one, key_two]})
-    settings = ServiceSettings(_env_file=None, auth_keys_file=path, environment="test")  # type: ignore[call-arg]
+    settings = ServiceSettings(_env_file=None, auth_keys_file=path, environment="test")
     token = build_issuer(settings).mint("acme")
     assert jwt.get_unverified_header(token)["kid"] == "k2"
     assert build_verifier(settings).verify(token).tenant_id == "acme"
     public_only = tmp_path / "public.json"
     write_jwks(public_only, public_jwks(load_jwks(path)))
-    verifier_only = ServiceSettings(  # type: ignore[call-arg]
-        _env_file=None, auth_keys_file=public_only, environment="test"
-    )
+    verifier_only = ServiceSettings(_env_file=None, auth_keys_file=public_only, environment="test")
     with pytest.raises(ValueError, match="no private key"):
         build_issuer(verifier_only)
     assert build_verifier(verifier_only).verify(token).tenant_id == "acme"
@@ -196,7 +194,7 @@ def test_a_cached_token_still_expires(
     assert verifier.verify(token).tenant_id == "acme"
     assert verifier.verify(token).tenant_id == "acme"  # from the cache
     later = time.time() + 600
-    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    monkeypatch.setattr("shared.auth.tokens.time.time", lambda: later)
     monkeypatch.setattr(jwt.api_jwt, "datetime", _FrozenDatetime(later))
     assert "expired" in _refused(verifier, token)
 
@@ -224,7 +222,7 @@ def test_the_token_command_mints_with_the_deployment_keys(
     minted = runner.invoke(cli, ["token", "--tenant", "acme", "--scopes", "goals:read"], env=env)
     assert minted.exit_code == 0, minted.output
     principal = _verifier(key_one).verify(minted.output.strip())
-    assert (principal.tenant_id, principal.scopes) == ("acme", {"goals:read"})
+    assert (principal.tenant_id, principal.scopes) == ("acme", frozenset({"goals:read"}))
     everything = runner.invoke(cli, ["token", "--tenant", "acme"], env=env)
     assert _verifier(key_one).verify(everything.output.strip()).scopes == set(tokens.ALL_SCOPES)
     for args in (["--tenant", "Bad Tenant"], ["--tenant", "acme", "--scopes", "goals:admin"]):
