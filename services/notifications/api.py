@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1", tags=["endpoints"])
 
 Reader = Annotated[Principal, Depends(require("notifications:read"))]
 Writer = Annotated[Principal, Depends(require("notifications:write"))]
-EndpointId = Annotated[str, Path(min_length=1, max_length=36)]
+EndpointId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,36}$")]
 
 
 def get_endpoints(request: Request) -> EndpointsService:
@@ -55,7 +55,7 @@ async def create_endpoint(
 async def list_endpoints(
     principal: Reader,
     endpoints: Endpoints,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(max_length=500, pattern=r"^[A-Za-z0-9_-]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> EndpointPage:
     return await endpoints.list(principal.tenant_id, cursor, limit)

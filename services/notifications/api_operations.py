@@ -9,6 +9,7 @@ from pydantic import AwareDatetime
 
 from services.notifications.operations import OperationsService
 from services.notifications.schemas import (
+    NO_NUL,
     MessageDetail,
     MessagePage,
     RecoverAccepted,
@@ -17,6 +18,7 @@ from services.notifications.schemas import (
     Routing,
 )
 from shared.auth.tokens import Principal
+from shared.events.envelope import EVENT_ID_PATTERN
 from shared.http.problems import problem_responses
 from shared.http.security import require
 
@@ -24,7 +26,8 @@ router = APIRouter(prefix="/v1", tags=["operations"])
 
 Reader = Annotated[Principal, Depends(require("notifications:read"))]
 Writer = Annotated[Principal, Depends(require("notifications:write"))]
-Identifier = Annotated[str, Path(min_length=1, max_length=128)]
+Identifier = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
+EndpointId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,36}$")]
 
 
 def get_operations(request: Request) -> OperationsService:
@@ -39,12 +42,12 @@ Operations = Annotated[OperationsService, Depends(get_operations)]
 async def list_messages(
     principal: Reader,
     operations: Operations,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
-    goal_id: Annotated[str | None, Query(max_length=128)] = None,
+    event_type: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z_]+\.[a-z_]+$")] = None,
+    goal_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     status: Literal["pending", "succeeded", "failed", "unrouted"] | None = None,
     since: Annotated[AwareDatetime | None, Query(description="Received at or after")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Received before")] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagePage:
     return await operations.list_messages(
@@ -96,7 +99,7 @@ async def replay_message(
     responses=problem_responses(404, 409),
 )
 async def recover_endpoint(
-    endpoint_id: Annotated[str, Path(min_length=1, max_length=36)],
+    endpoint_id: EndpointId,
     since: Annotated[AwareDatetime, Query()],
     principal: Writer,
     operations: Operations,

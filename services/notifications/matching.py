@@ -43,7 +43,9 @@ def type_matches(filters: Iterable[str], event_type: str) -> bool:
 
 
 def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
+    if isinstance(value, str):
+        return "\x00" not in value  # JSON columns on PostgreSQL cannot store NUL
+    return value is None or isinstance(value, int | float | bool)
 
 
 def payload_filter_errors(spec: Mapping[str, Any]) -> list[str]:

@@ -107,6 +107,7 @@ class OperationsService:
         before = decode_cursor(cursor)
         async with self._db.reader() as session:
             repository = NotificationsRepository(session)
+            await repository.snapshot()
             rows = await repository.list_messages(
                 tenant_id,
                 event_type=event_type,
@@ -131,6 +132,7 @@ class OperationsService:
     async def message(self, tenant_id: str, message_id: str) -> MessageDetail:
         async with self._db.reader() as session:
             repository = NotificationsRepository(session)
+            await repository.snapshot()
             message = await repository.message(tenant_id, message_id)
             if message is None:
                 raise ProblemError(404, f"message {message_id} not found", slug="not-found")

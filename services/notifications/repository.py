@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.models import Attempt, Delivery, Endpoint, Message
@@ -25,6 +25,17 @@ def _rowcount(result: Any) -> int:
 class NotificationsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def snapshot(self) -> None:
+        """Make the rest of this read transaction see one snapshot (PostgreSQL).
+
+        A message's deliveries and attempts are read by separate queries; under
+        READ COMMITTED an attempt committed in between would show an attempt
+        whose delivery still looks untried. SQLite readers already see one snapshot.
+        """
+        bind = self._session.bind
+        if bind is not None and bind.dialect.name == "postgresql":
+            await self._session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
 
     def add(self, *rows: Any) -> None:
         self._session.add_all(rows)

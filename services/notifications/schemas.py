@@ -9,6 +9,10 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field
 
 from shared.events.catalog.common import Role, TimeZoneName
 
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold NUL; free text refuses it up front (422, not a 500)."""
+SafeText = Annotated[str, Field(pattern=NO_NUL)]
+
 EventTypeFilter = Annotated[
     str,
     Field(
@@ -34,7 +38,7 @@ class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl = Field(examples=["https://example.com/webhooks/followthrough"])
-    description: str | None = Field(default=None, max_length=500)
+    description: SafeText | None = Field(default=None, max_length=500)
     event_types: list[EventTypeFilter] = Field(
         default_factory=list,
         max_length=100,
@@ -53,7 +57,7 @@ class EndpointPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl | None = None
-    description: str | None = Field(default=None, max_length=500)
+    description: SafeText | None = Field(default=None, max_length=500)
     event_types: list[EventTypeFilter] | None = Field(default=None, max_length=100)
     payload_filter: dict[str, Any] | None = Field(default=None, description=PAYLOAD_FILTER_DOC)
     enabled: bool | None = None
@@ -163,6 +167,7 @@ class ReplayRequest(BaseModel):
     endpoint_id: str | None = Field(
         default=None,
         max_length=36,
+        pattern=r"^[A-Za-z0-9-]+$",
         description="Replay to this endpoint only; omitted: every enabled endpoint matching now.",
     )
 
@@ -219,9 +224,9 @@ class EmailRuleOut(BaseModel):
 class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject: str = Field(min_length=1, max_length=1000)
-    text: str = Field(min_length=1, max_length=100_000)
-    html: str = Field(min_length=1, max_length=200_000)
+    subject: SafeText = Field(min_length=1, max_length=1000)
+    text: SafeText = Field(min_length=1, max_length=100_000)
+    html: SafeText = Field(min_length=1, max_length=200_000)
 
 
 class TemplateOut(TemplateIn):
