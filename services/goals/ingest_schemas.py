@@ -10,9 +10,9 @@ and publishing its own events. A goal is named by the integrator's
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.goals.schemas import (
     PARTICIPANTS_EXAMPLE,
@@ -22,6 +22,7 @@ from services.goals.schemas import (
     MilestoneCreate,
     Note,
     Reason,
+    contains_nul,
 )
 from shared.events.envelope import EVENT_ID_PATTERN
 
@@ -127,6 +128,13 @@ class _Ingest(BaseModel):
     correlationid: str | None = Field(
         default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$"
     )
+
+    @field_validator("source", "subject", "tenantid", "data", mode="before", check_fields=False)
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if contains_nul(value):
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
 
 
 class IngestGoalUpserted(_Ingest):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from shared.events.catalog.common import Participant, Role, ShortText, TimeZoneName
 from shared.events.catalog.goals import (
@@ -59,7 +59,30 @@ Note = Annotated[str, Field(max_length=2000)]
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 
-class _Strict(BaseModel):
+def contains_nul(value: Any) -> bool:
+    """True if a NUL character hides anywhere in ``value`` (strings, keys, nested lists/dicts)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
+class NulFree(BaseModel):
+    """Refuses NUL characters in any field: PostgreSQL text cannot hold them, SQLite can,
+    and an input must not be valid on one backend and a 500 on the other."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if contains_nul(value):
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
+
+
+class _Strict(NulFree):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 

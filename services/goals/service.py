@@ -7,6 +7,7 @@ and the goal's history are written in the same transaction as the change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -34,6 +35,7 @@ from shared.events.envelope import CloudEvent
 from shared.http.problems import ProblemError
 from shared.outbox.writer import Outbox
 
+_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 WAKE_TYPES = frozenset(
     {"goal.activated", "goal.resumed", "goal.updated", "milestone.created", "milestone.updated"}
 )
@@ -158,6 +160,8 @@ class GoalsService:
                 after = (datetime.fromisoformat(position["u"]), str(position["i"]))
             except (KeyError, TypeError, ValueError):
                 raise invalid_cursor("cursor is not valid") from None
+            if after[0].tzinfo is None or not _ID.match(after[1]):
+                raise invalid_cursor("cursor is not valid")
         async with self._db.reader() as session:
             states = await GoalRepository(session).page(
                 tenant_id, filters, after=after, limit=limit

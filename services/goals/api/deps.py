@@ -30,8 +30,9 @@ def get_ingestor(request: Request) -> BatchIngestor:
 
 Service = Annotated[GoalsService, Depends(get_service)]
 Ingestor = Annotated[BatchIngestor, Depends(get_ingestor)]
-GoalId = Annotated[str, Path(min_length=1, max_length=64, description="The goal's id.")]
-MilestoneId = Annotated[str, Path(min_length=1, max_length=64, description="The milestone's id.")]
+ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+GoalId = Annotated[str, Path(pattern=ID_PATTERN, description="The goal's id.")]
+MilestoneId = Annotated[str, Path(pattern=ID_PATTERN, description="The milestone's id.")]
 ExternalRefPath = Annotated[
     str,
     Path(

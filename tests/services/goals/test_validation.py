@@ -141,6 +141,14 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("bad external ref", {"external_ref": "has/slash"}, "body.external_ref", "pattern"),
     ("too many milestones", {"milestones": [{"title": "m"}] * 201}, "body.milestones", "200"),
+    # PostgreSQL cannot store NUL: refused everywhere, so both backends answer alike.
+    ("nul in a field", {"title": "Run\u0000"}, "body.title", "NUL"),
+    (
+        "nul deep inside",
+        {"participants": [{**MENTEE, "name": "A\u0000"}]},
+        "body.participants",
+        "NUL",
+    ),
 ]
 
 
@@ -191,3 +199,18 @@ async def test_patches_and_milestones_are_validated_too(goals: GoalsApi) -> None
         assert field in [e["field"] for e in response.json()["errors"]], response.text
     unchanged = (await goals.http.get(f"/v1/goals/{gid}")).json()
     assert unchanged["version"] == 1
+    odd_id = await goals.http.get("/v1/goals/a%00b")
+    assert odd_id.status_code == 422
+    assert odd_id.json()["errors"][0]["field"] == "path.goal_id"
+    item = {
+        "specversion": "1.0",
+        "id": "n1",
+        "source": "/crm\u0000",
+        "type": "ingest.goal.paused",
+        "data": {"goal": {"goal_id": gid}},
+    }
+    batch = await goals.http.post("/v1/events", json=[item])
+    assert batch.status_code == 200
+    (result,) = batch.json()["results"]
+    assert result["status"] == "rejected"
+    assert result["errors"][0]["field"] == "source"
