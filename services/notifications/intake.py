@@ -56,6 +56,15 @@ def goal_id_of(event: CloudEvent) -> str | None:
 
 
 @dataclass
+class Rows:
+    """What one batch inserts, as plain values."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    digests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class BatchContext:
     """What routing a batch needs, loaded with one query per kind."""
 
@@ -93,13 +102,15 @@ class IntakeHandler:
             context = await self._load(repository, emails, [item.event for item in fresh])
             await self._project_quiet_hours(emails, context)
             now = self._clock.now()
-            dependents: list[Any] = []
+            rows = Rows()
             for item in fresh:
                 with event_scope(item.event):
-                    created += self._store(repository, context, item, now, dependents)
-            # Messages first: without ORM relationships the flush does not order by foreign key.
-            await repository.flush()
-            repository.add(*dependents)
+                    created += self._store(context, item, now, rows)
+            # Plain multi-row INSERTs, messages first (deliveries refer to them): the ORM's
+            # unit of work costs more than everything else intake does.
+            await repository.insert_many(Message, rows.messages)
+            await repository.insert_many(Delivery, rows.deliveries)
+            await repository.insert_many(DigestEntry, rows.digests)
         if created:
             self._wake.set()
 
@@ -150,29 +161,29 @@ class IntakeHandler:
 
     def _store(
         self,
-        repository: NotificationsRepository,
         context: BatchContext,
         item: ConsumedEvent,
         now: datetime,
-        rows: list[Any],
+        rows: Rows,
     ) -> int:
         event = item.event
         routing: list[dict[str, Any]] = []
         webhooks = self._route_webhooks(event, context, routing, rows, now)
         emails = self._route_emails(event, context, routing, rows, now)
-        message = Message(
-            id=event.id,
-            tenant_id=event.tenantid,
-            event_type=event.type,
-            kind="event",
-            goal_id=goal_id_of(event),
-            correlation_id=event.correlationid,
-            payload=item.record.value or event.to_json(),
-            routing=routing,
-            event_time=event.time,
-            created_at=now,
+        rows.messages.append(
+            {
+                "id": event.id,
+                "tenant_id": event.tenantid,
+                "event_type": event.type,
+                "kind": "event",
+                "goal_id": goal_id_of(event),
+                "correlation_id": event.correlationid,
+                "payload": item.record.value or event.to_json(),
+                "routing": routing,
+                "event_time": event.time,
+                "created_at": now,
+            }
         )
-        repository.add(message)
         log.info(
             "notifications.event.accepted",
             event_type=event.type,
@@ -186,7 +197,7 @@ class IntakeHandler:
         event: CloudEvent,
         context: BatchContext,
         routing: list[dict[str, Any]],
-        rows: list[Any],
+        rows: Rows,
         now: datetime,
     ) -> int:
         data: dict[str, Any] | None = None
@@ -210,7 +221,9 @@ class IntakeHandler:
                 }
             )
             if reason == "matched":
-                rows.append(new_delivery(event.tenantid, event.id, "webhook", now, endpoint.id))
+                rows.deliveries.append(
+                    delivery_values(event.tenantid, event.id, "webhook", now, endpoint.id)
+                )
                 count += 1
         return count
 
@@ -219,7 +232,7 @@ class IntakeHandler:
         event: CloudEvent,
         context: BatchContext,
         routing: list[dict[str, Any]],
-        rows: list[Any],
+        rows: Rows,
         now: datetime,
     ) -> int:
         people = candidates(event)
@@ -240,7 +253,7 @@ class IntakeHandler:
             routing.append(entry)
             digest = preference is not None and preference.delivery == "digest"
             if digest and event.type in DIGEST_TYPES:
-                rows.append(digest_entry(event, person, now))
+                rows.digests.append(digest_values(event, person, now))
             if not wants(roles, person):
                 entry["reason"] = "rule"
                 continue
@@ -267,13 +280,43 @@ class IntakeHandler:
                 if quiet
                 else None,
             }
-            rows.append(
-                new_delivery(
+            rows.deliveries.append(
+                delivery_values(
                     event.tenantid, event.id, "email", now, None, due=release, recipient=recipient
                 )
             )
             count += 1
         return count
+
+
+def delivery_values(
+    tenant_id: str,
+    message_id: str,
+    channel: str,
+    now: datetime,
+    endpoint_id: str | None,
+    *,
+    due: datetime | None = None,
+    recipient: dict[str, Any] | None = None,
+    replay_of: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "tenant_id": tenant_id,
+        "message_id": message_id,
+        "channel": channel,
+        "endpoint_id": endpoint_id,
+        "recipient": recipient,
+        "replay_of": replay_of,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": due or now,
+        "locked_until": None,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def new_delivery(
@@ -288,22 +331,20 @@ def new_delivery(
     replay_of: str | None = None,
 ) -> Delivery:
     return Delivery(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant_id,
-        message_id=message_id,
-        channel=channel,
-        endpoint_id=endpoint_id,
-        recipient=recipient,
-        replay_of=replay_of,
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=due or now,
-        created_at=now,
-        updated_at=now,
+        **delivery_values(
+            tenant_id,
+            message_id,
+            channel,
+            now,
+            endpoint_id,
+            due=due,
+            recipient=recipient,
+            replay_of=replay_of,
+        )
     )
 
 
-def digest_entry(event: CloudEvent, person: Recipient, now: datetime) -> DigestEntry:
+def digest_values(event: CloudEvent, person: Recipient, now: datetime) -> dict[str, Any]:
     goal = goal_of(event)
     assert goal is not None
     mentee = mentee_of(event)
@@ -313,19 +354,19 @@ def digest_entry(event: CloudEvent, person: Recipient, now: datetime) -> DigestE
         streak = int(getattr(event.data, "current", 0))
     elif event.type == "streak.broken":
         streak = 0
-    return DigestEntry(
-        tenant_id=event.tenantid,
-        email=person.email,
-        role=person.role,
-        recipient_name=person.name,
-        event_id=event.id,
-        event_type=event.type,
-        goal_id=goal.goal_id,
-        goal_title=goal.title,
-        mentee_name=mentee.name if mentee else goal.title,
-        risk_score=getattr(risk, "score", None),
-        streak=streak,
-        occurred_at=event.time,
-        digest_id=None,
-        created_at=now,
-    )
+    return {
+        "tenant_id": event.tenantid,
+        "email": person.email,
+        "role": person.role,
+        "recipient_name": person.name,
+        "event_id": event.id,
+        "event_type": event.type,
+        "goal_id": goal.goal_id,
+        "goal_title": goal.title,
+        "mentee_name": mentee.name if mentee else goal.title,
+        "risk_score": getattr(risk, "score", None),
+        "streak": streak,
+        "occurred_at": event.time,
+        "digest_id": None,
+        "created_at": now,
+    }

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, exists, func, or_, select, text, update
+from sqlalchemy import CursorResult, and_, exists, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.models import Attempt, Delivery, Endpoint, Message
@@ -25,6 +25,11 @@ def _rowcount(result: Any) -> int:
 class NotificationsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def insert_many(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        """One multi-row INSERT through the table, bypassing the ORM's unit of work."""
+        if rows:
+            await self._session.execute(insert(model.__table__), rows)
 
     async def snapshot(self) -> None:
         """Make the rest of this read transaction see one snapshot (PostgreSQL).
