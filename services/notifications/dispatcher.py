@@ -168,10 +168,20 @@ class Dispatcher:
         with bound(
             correlation_id=message.correlation_id, tenant_id=message.tenant_id, event_id=message.id
         ):
-            if item.channel == "email":
-                await self._email.attempt(item)
-            else:
-                await self._attempt_webhook(item)
+            started = self._clock.now()
+            try:
+                if item.channel == "email":
+                    await self._email.attempt(item)
+                else:
+                    await self._attempt_webhook(item)
+            except Exception as error:
+                # A bug or an outage mid-attempt must not leave the delivery leased and retried
+                # at every lease expiry forever: it counts as a failed attempt on the schedule.
+                log.error("dispatch.attempt.error", delivery_id=item.delivery_id, error=repr(error))
+                result = AttemptResult(
+                    False, None, 0.0, f"internal error: {type(error).__name__}", None
+                )
+                await self._recorder.record(item, result, started)
 
     async def _attempt_webhook(self, item: Claimed) -> None:
         endpoint = item.endpoint

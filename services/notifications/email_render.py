@@ -209,7 +209,8 @@ def compose(
     """The MIME message: multipart/alternative (text, HTML) with RFC 8058 one-click unsubscribe."""
     message = EmailMessage(policy=HEADER_POLICY)
     message["From"] = settings.email_from
-    message["To"] = formataddr((str(recipient.get("name") or ""), str(recipient["email"])))
+    name = " ".join(str(recipient.get("name") or "").split())
+    message["To"] = formataddr((name, str(recipient["email"])))
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(now)
     message["Message-ID"] = f"<{message_id}@{settings.email_message_id_domain}>"

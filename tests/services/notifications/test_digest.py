@@ -15,20 +15,22 @@ from tests.services.notifications.test_email import mails, parsed, parts
 async def test_digest_week_produces_one_email_per_mentor(harness: HarnessFactory) -> None:
     bob = factories.Participant(role="mentee", name="Bob", email="bob@example.com")
     ada_goal = factories.goal_ref(title="Run a half marathon")
-    bob_goal = factories.goal_ref(title="Learn Spanish", participants=[bob, factories.MENTOR])
+    hal = factories.Participant(role="mentor", name="Hal", email="hal@example.com")
+    bob_goal = factories.goal_ref(title="Learn Spanish", participants=[bob, factories.MENTOR, hal])
     async with harness(digest_poll_seconds=3600) as h:
         slot = h.clock.now() + timedelta(days=1)
-        preference = await h.http.put(
-            "/v1/preferences/grace@example.com",
-            headers=h.headers,
-            json={
-                "delivery": "digest",
-                "digest_day": WEEKDAY_NAMES[slot.weekday()],
-                "digest_hour": slot.hour,
-                "timezone": "UTC",
-            },
-        )
-        assert preference.status_code == 200, preference.text
+        for mentor in ("grace@example.com", "hal@example.com"):
+            preference = await h.http.put(
+                f"/v1/preferences/{mentor}",
+                headers=h.headers,
+                json={
+                    "delivery": "digest",
+                    "digest_day": WEEKDAY_NAMES[slot.weekday()],
+                    "digest_hour": slot.hour,
+                    "timezone": "UTC",
+                },
+            )
+            assert preference.status_code == 200, preference.text
         week = [
             factories.checkin_completed(bob_goal, score=20),
             factories.streak_updated(bob_goal, current=4),
@@ -43,14 +45,20 @@ async def test_digest_week_produces_one_email_per_mentor(harness: HarnessFactory
         assert h.app.state.digest.poke is not None
         assert await h.app.state.digest.run_once() == 0
         await h.clock.set(slot.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=1))
-        assert await h.app.state.digest.run_once() == 1
+        assert await h.app.state.digest.run_once() == 2
         assert await h.app.state.digest.run_once() == 0  # the same week is never sent twice
-        digest = (await mails(h, 3))[2]
+        digests = {m["rcpt_tos"][0]: m for m in (await mails(h, 4))[2:]}
         await h.clock.advance(timedelta(days=7))
         assert await h.app.state.digest.run_once() == 0  # an empty week sends nothing
-    assert digest["rcpt_tos"] == ["grace@example.com"]
+    assert len(h.sink.messages) == 4  # two to Ada as they happened, one digest per mentor
+    assert sorted(digests) == ["grace@example.com", "hal@example.com"]
     assert [m["rcpt_tos"] for m in h.sink.messages[:2]] == [["ada@example.com"]] * 2
-    email = parsed(digest)
+    hal_rows = re.findall(
+        r'<tr class="mentee"><td>([^<]+)</td>',
+        parts(parsed(digests["hal@example.com"]))["text/html"],
+    )
+    assert hal_rows == ["Bob"]
+    email = parsed(digests["grace@example.com"])
     assert email["List-Unsubscribe"]
     assert email["Subject"].startswith("Your week: 2 goals")
     html = parts(email)["text/html"]

@@ -147,3 +147,18 @@ async def test_hanging_endpoint_does_not_delay_a_healthy_one(harness: HarnessFac
     assert {r.headers["webhook-id"] for r in received} == {e.id for e in events}
     for request in received:
         Webhook(secret).verify(request.body, request.headers)
+
+
+async def test_rate_limit_spaces_deliveries_to_one_endpoint(harness: HarnessFactory) -> None:
+    async with running_receiver() as limited, running_receiver() as free, harness() as h:
+        limited_id, _ = await h.create_endpoint(limited.url, rate_limit_per_second=4)
+        free_id, _ = await h.create_endpoint(free.url)
+        for endpoint_id in [limited_id] * 12 + [free_id] * 12:
+            sent = await h.http.post(f"/v1/endpoints/{endpoint_id}/test", headers=h.headers)
+            assert sent.status_code == 202, sent.text
+        slow = await limited.wait_for(12)
+        fast = await free.wait_for(12)
+    # A bucket of 4 tokens refilled at 4/s: the last 8 need at least 2 s after the first 4.
+    assert slow[-1].at - slow[0].at >= 1.5
+    # The unlimited endpoint was not held back by its neighbour's limit.
+    assert fast[-1].at < slow[-1].at
