@@ -88,6 +88,38 @@ async def test_a_member_joining_mid_stream_loses_nothing(bench: Workbench) -> No
 
     assert len(produced) == total
     assert set(first.handled) | set(second.handled) == set(produced)
+    assert first.duplicates() == second.duplicates() == []
+    assert not set(first.handled) & set(second.handled)  # handed over at the committed offset
+
+
+async def test_a_rebalance_waits_until_the_batch_in_flight_is_committed(bench: Workbench) -> None:
+    await bench.use_partitions(2)
+    producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for number in range(1, 9):
+            value = endpoint_disabled(number).to_json()
+            await producer.send_and_wait(bench.topic, value, partition=number % 2)
+    finally:
+        await producer.stop()
+    everything = {f"evt-{n:04d}" for n in range(1, 9)}
+    first = RecordingHandler(hold=everything)  # holds until released
+    second = RecordingHandler(changed=first.changed)
+    async with running(bench.runner(first)):
+        await first.wait(lambda: bool(first.calls))  # a batch is in flight
+        async with running(bench.runner(second)) as two:
+            # The newcomer's join starts a rebalance, but the first member holds
+            # it until its batch is committed: the newcomer gets nothing meanwhile
+            # (aiokafka's start() returns, and ``running`` is set, once assigned).
+            # Without that hold the join completes in about three seconds here.
+            with pytest.raises(AssertionError, match="timed out"):
+                await eventually(two.running.is_set, timeout=6, what="the newcomer to join")
+            first.release.set()
+            await first.wait(lambda: everything <= set(first.handled) | set(second.handled))
+            await asyncio.wait_for(two.running.wait(), 30)
+            assert two.assignment
+    assert first.duplicates() == second.duplicates() == []
+    assert not set(first.handled) & set(second.handled)
 
 
 async def test_lag_is_highwater_minus_position_per_partition(bench: Workbench) -> None:
