@@ -143,6 +143,12 @@ def test_the_stack_comes_up_and_sigint_stops_every_process(stack: Stack) -> None
     assert {record.get("service") for record in records} >= {"devstack", *SERVICES, "smtp-sink"}
     assert any(record.get("logger", "").startswith("uvicorn") for record in records)
     assert any(record.get("event") == "stack.ready" for record in records)
+    # Each service shut down through its lifespan: consumers left, then the runtime.
+    stopped = {(r.get("service"), r.get("event")) for r in records}
+    for service in SERVICES:
+        assert (service, "service.stopped") in stopped
+    for consumer in ("sessions", "notifications"):
+        assert (consumer, "consumer.stopped") in stopped
 
 
 def test_a_killed_supervisor_takes_its_children_along_and_the_next_start_succeeds(
