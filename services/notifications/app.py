@@ -74,7 +74,13 @@ def create_app(
             settings,
             topics=consumed,
             group_id=settings.consumer_group,
-            handler=IntakeHandler(runtime.database, dispatcher.wake, clock),
+            handler=IntakeHandler(
+                runtime.database,
+                dispatcher.wake,
+                clock,
+                first_webhook_delay=settings.webhook_retry_schedule_seconds[0],
+                first_email_delay=settings.email_retry_schedule_seconds[0],
+            ),
             producer=runtime.producer,
             service="notifications",
         )

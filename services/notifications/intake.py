@@ -16,7 +16,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.notifications.email_repository import EmailRepository
@@ -77,10 +77,20 @@ class BatchContext:
 
 
 class IntakeHandler:
-    def __init__(self, database: Database, wake_dispatcher: asyncio.Event, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        wake_dispatcher: asyncio.Event,
+        clock: Clock,
+        *,
+        first_webhook_delay: float = 0.0,
+        first_email_delay: float = 0.0,
+    ) -> None:
         self._db = database
         self._wake = wake_dispatcher
         self._clock = clock
+        self._webhook_delay = timedelta(seconds=first_webhook_delay)
+        self._email_delay = timedelta(seconds=first_email_delay)
 
     async def __call__(self, batch: Sequence[ConsumedEvent]) -> None:
         created = 0
@@ -222,7 +232,14 @@ class IntakeHandler:
             )
             if reason == "matched":
                 rows.deliveries.append(
-                    delivery_values(event.tenantid, event.id, "webhook", now, endpoint.id)
+                    delivery_values(
+                        event.tenantid,
+                        event.id,
+                        "webhook",
+                        now,
+                        endpoint.id,
+                        due=now + self._webhook_delay,
+                    )
                 )
                 count += 1
         return count
@@ -282,7 +299,13 @@ class IntakeHandler:
             }
             rows.deliveries.append(
                 delivery_values(
-                    event.tenantid, event.id, "email", now, None, due=release, recipient=recipient
+                    event.tenantid,
+                    event.id,
+                    "email",
+                    now,
+                    None,
+                    due=max(release or now, now + self._email_delay),
+                    recipient=recipient,
                 )
             )
             count += 1
