@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -43,7 +44,15 @@ class ManualClock:
         async with self._moved:
             self._moved.notify_all()
 
-    async def sleep(self, seconds: float) -> None:
-        deadline = self._now + timedelta(seconds=seconds)
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Sleep until ``seconds`` after the moment of the call.
+
+        The deadline is taken when ``sleep`` is called, not when the coroutine
+        first runs: a sleeper wrapped in a task starts later, and if the clock
+        moved meanwhile it would otherwise wait from the new time and miss it.
+        """
+        return self._sleep_until(self._now + timedelta(seconds=seconds))
+
+    async def _sleep_until(self, deadline: datetime) -> None:
         async with self._moved:
             await self._moved.wait_for(lambda: self._now >= deadline)
