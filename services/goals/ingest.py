@@ -224,6 +224,12 @@ def _apply_one(work: Work, book: _Book, tenant_id: str, event: Any) -> GoalState
             checkpoint.restore()
             raise
     elif isinstance(event, IngestMilestoneCompleted):
+        completed_at = event.data.completed_at
+        if completed_at is not None and completed_at > now + FUTURE_TOLERANCE:
+            raise Rejected(
+                "completed_at is in the future",
+                [{"field": "data.completed_at", "message": "must not be in the future"}],
+            )
         domain.finish_milestone(
             state,
             _find_milestone(state, event.data.milestone),

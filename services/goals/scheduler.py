@@ -45,6 +45,7 @@ class OverdueTimer:
         self.wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._last_pass = clock.now()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="goals:overdue-timer")
@@ -74,8 +75,16 @@ class OverdueTimer:
             await self._idle()
 
     async def _idle(self) -> None:
-        """Until the clock has moved a poll interval on, or a change woke us."""
-        sleeper = asyncio.ensure_future(self._clock.sleep(self._poll))
+        """Until the clock is a poll interval past the last pass, or a change woke us.
+
+        Measured from the instant the last pass looked at, not from now: if the
+        clock moved on while a pass ran, the next pass must not wait a whole
+        interval more.
+        """
+        elapsed = (self._clock.now() - self._last_pass).total_seconds()
+        if elapsed >= self._poll:
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(self._poll - elapsed))
         woken = asyncio.ensure_future(self.wake.wait())
         try:
             await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
@@ -88,7 +97,7 @@ class OverdueTimer:
         """One pass: announce up to a batch of goals' overdue milestones; returns goals seen."""
         fired = 0
         async with self._service.work() as work:
-            now = work.now
+            now = self._last_pass = work.now
             repository = work.repository
             states = await repository.lock_goals_with_overdue(now, limit=self._batch)
             for state in states:

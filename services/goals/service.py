@@ -36,9 +36,16 @@ from shared.http.problems import ProblemError
 from shared.outbox.writer import Outbox
 
 _ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-WAKE_TYPES = frozenset(
-    {"goal.activated", "goal.resumed", "goal.updated", "milestone.created", "milestone.updated"}
-)
+
+
+def _has_due_milestone(state: GoalState, now: datetime) -> bool:
+    return state.goal.status == "active" and any(
+        m.status == "pending"
+        and m.overdue_fired_at is None
+        and m.overdue_at is not None
+        and m.overdue_at <= now
+        for m in state.milestones
+    )
 
 
 def not_found(goal_id: str) -> ProblemError:
@@ -130,8 +137,8 @@ class GoalsService:
             yield work
             await work.repository.save(work.states)
             await self._recorder.record(session, work.events)
-        if any(event.type in WAKE_TYPES for event in work.events):
-            self.wake_timer()
+        if any(_has_due_milestone(state, work.now) for state in work.states):
+            self.wake_timer()  # something is overdue already: no need to wait for the poll
 
     # -- reads ------------------------------------------------------------------
 
@@ -180,7 +187,7 @@ class GoalsService:
         after = 0
         if cursor:
             position = decode(cursor, scope=goal_id)
-            if not isinstance(position.get("q"), int):
+            if not isinstance(position.get("q"), int) or not 0 <= position["q"] < 2**63:
                 raise invalid_cursor("cursor is not valid")
             after = position["q"]
         async with self._db.reader() as session:
