@@ -17,7 +17,7 @@ from services.sessions.models import CoachingSessionRow
 from services.sessions.planner import SESSION_REMINDER
 from services.sessions.repository import SessionsRepository
 from services.sessions.schemas import SessionCreate, SessionOut
-from services.sessions.service import CLOSED_STATUSES, GoalTimeline, field_problem
+from services.sessions.timeline import CLOSED_STATUSES, GoalTimeline, field_problem
 from services.sessions.timer_repository import NewTimer
 from shared.events.catalog.common import Participant
 from shared.events.catalog.sessions import (

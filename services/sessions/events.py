@@ -18,7 +18,7 @@ from shared.events.catalog.common import Participant
 from shared.events.catalog.goals import GoalSnapshot
 from shared.events.catalog.sessions import CoachingSession, GoalRef
 from shared.events.catalog.sessions import Occurrence as OccurrenceModel
-from shared.events.envelope import CloudEvent, EventData
+from shared.events.envelope import EventData
 from shared.events.registry import EventT, build_event
 
 SOURCE = "/followthrough/sessions"
@@ -102,15 +102,3 @@ def occurrence_subject(goal_id: str, occurrence: str) -> str:
 
 def session_subject(goal_id: str, session_id: str) -> str:
     return f"goals/{goal_id}/sessions/{session_id}"
-
-
-__all__ = [
-    "SOURCE",
-    "CloudEvent",
-    "emit",
-    "goal_ref",
-    "occurrence_id",
-    "occurrence_model",
-    "session_model",
-    "timed_event_id",
-]

@@ -27,7 +27,7 @@ from services.sessions.planner import (
 )
 from services.sessions.repository import SessionsRepository
 from services.sessions.schemas import Forecast, ForecastItem
-from services.sessions.service import GoalTimeline, field_problem, not_found
+from services.sessions.timeline import GoalTimeline, field_problem, not_found
 from services.sessions.timer_repository import TimerRepository
 
 MAX_HORIZON = timedelta(days=366)

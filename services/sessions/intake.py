@@ -70,11 +70,13 @@ class GoalEventHandler:
         async with self._db.transaction() as session:
             repo = SessionsRepository(session)
             planner = Planner(repo, TimerRepository(session), self._rules, now)
-            fresh = await first_deliveries(session, CONSUMER, [item.event.id for item in batch])
+            first_seen = await first_deliveries(
+                session, CONSUMER, [item.event.id for item in batch]
+            )
             rows = await repo.goals_for_update(_goal_id(event) for event in events)
             for event in events:
                 with event_scope(event):
-                    if event.id not in fresh:
+                    if event.id not in first_seen:
                         log.info("sessions.event.duplicate", event_type=event.type)
                         continue
                     await self._apply(event, rows, repo, planner)
@@ -95,6 +97,7 @@ class GoalEventHandler:
         snapshot: GoalSnapshot = data.goal
         row = rows.get(snapshot.goal_id)
         previous_policy: CheckinPolicy | None = None
+        fresh = row is None
         if row is None:
             row = GoalProjection(
                 goal_id=snapshot.goal_id,
@@ -134,7 +137,7 @@ class GoalEventHandler:
             row.status = snapshot.status
             row.snapshot = snapshot.model_dump(mode="json")
             row.updated_at = planner.now
-        await planner.reconcile(GoalContext(row, snapshot), previous_policy)
+        await planner.reconcile(GoalContext(row, snapshot), previous_policy, fresh=fresh)
         log.info(
             "sessions.goal_event.received",
             event_type=event.type,

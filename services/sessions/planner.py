@@ -21,7 +21,7 @@ Rules applied here (docs/sessions.md has the full list):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -147,8 +147,14 @@ class Planner:
 
     # Reacting to goal snapshots ----------------------------------------------
 
-    async def reconcile(self, goal: GoalContext, previous_policy: CheckinPolicy | None) -> None:
-        """Bring the schedule in line with the goal's (new) snapshot."""
+    async def reconcile(
+        self, goal: GoalContext, previous_policy: CheckinPolicy | None, *, fresh: bool = False
+    ) -> None:
+        """Bring the schedule in line with the goal's (new) snapshot.
+
+        ``fresh`` says the goal was first seen in this transaction, so it has no
+        occurrences yet and the queries looking for them can be skipped.
+        """
         row, snapshot = goal.row, goal.snapshot
         wanted = snapshot.status == "active" and snapshot.policy is not None
         state = row.schedule_state
@@ -167,9 +173,9 @@ class Planner:
                 row.anchor_date = policy.starts_on or goal.today(self.now)
                 row.started_at = self.now
             row.schedule_state = "active"
-            log.info("sessions.schedule.started", goal_id=goal.goal_id, previous_state=state)
-            if await self.repo.open_occurrence(goal.goal_id) is None:
-                await self.plan_first(goal)
+            log.debug("sessions.schedule.started", goal_id=goal.goal_id, previous_state=state)
+            if fresh or await self.repo.open_occurrence(goal.goal_id) is None:
+                await self.plan_first(goal, fresh=fresh)
             return
         if previous_policy is not None and _same_plan(previous_policy, policy):
             return
@@ -199,13 +205,13 @@ class Planner:
 
     # Planning ------------------------------------------------------------------
 
-    async def plan_first(self, goal: GoalContext) -> Occurrence | None:
+    async def plan_first(self, goal: GoalContext, *, fresh: bool = False) -> Occurrence | None:
         """The first occurrence due after now (and after anything already planned)."""
         policy = goal.policy
         if policy is None or goal.row.anchor_date is None:
             return None
         after = self.now
-        latest = await self.repo.latest_occurrence(goal.goal_id)
+        latest = None if fresh else await self.repo.latest_occurrence(goal.goal_id)
         if latest is not None and latest.due_at > after:
             after = latest.due_at
         planned = recurrence.first_due_after(policy, goal.row.anchor_date, after)
@@ -348,7 +354,3 @@ def _same_plan(old: CheckinPolicy, new: CheckinPolicy) -> bool:
     }
     dump: dict[str, Any] = old.model_dump(mode="json", include=fields)
     return dump == new.model_dump(mode="json", include=fields)
-
-
-def utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)

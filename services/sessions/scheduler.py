@@ -140,22 +140,53 @@ class Scheduler:
                 next_due = await self._idle_bookkeeping(now, claimed, this_pass)
                 backoff = 0.1
             except Exception as error:
-                level = "warning" if is_unavailable(error) else "error"
-                getattr(log, level)(
-                    "sessions.scheduler.failed", error=repr(error), retry_in=backoff
-                )
-                await self._pause(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                if is_unavailable(error):
+                    log.warning("sessions.scheduler.failed", error=repr(error), retry_in=backoff)
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                    continue
+                log.error("sessions.scheduler.pass_failed", error=repr(error))
+                await self._isolate(now)
                 continue
             await self._wait(next_due, now)
 
-    async def run_once(self, now: datetime) -> tuple[int, int]:
+    async def _isolate(self, now: datetime) -> None:
+        """A pass failed for a reason of its own: fire one timer at a time to find the culprit.
+
+        A timer that fails alone is taken out of the due set (``fired_by`` is
+        ``failed:<error>``, logged as ``sessions.timer.failed``) so one bad row
+        can never stop every other goal's reminders; an outage is retried.
+        """
+        try:
+            async with self._db.reader() as session:
+                ids = await TimerRepository(session).due_ids(now, self._batch)
+            for timer_id in ids:
+                try:
+                    await self.run_once(now, only=[timer_id])
+                except Exception as error:
+                    if is_unavailable(error):
+                        raise
+                    log.error(
+                        "sessions.timer.failed",
+                        timer=timer_id,
+                        error=repr(error),
+                        exc_info=(type(error), error, error.__traceback__),
+                    )
+                    async with self._db.transaction() as session:
+                        await TimerRepository(session).mark_failed(
+                            timer_id, now=now, reason=type(error).__name__
+                        )
+        except Exception as error:
+            log.warning("sessions.scheduler.isolate_failed", error=repr(error))
+            await self._pause(1.0)
+
+    async def run_once(self, now: datetime, *, only: list[str] | None = None) -> tuple[int, int]:
         """One pass: claim, fire, mark and write events in one transaction; (claimed, fired)."""
         async with self._db.transaction() as session:
             planner = Planner(
                 SessionsRepository(session), TimerRepository(session), self._rules, now
             )
-            claimed = await planner.timers.claim_due(now, self._batch)
+            claimed = await planner.timers.claim_due(now, self._batch, only=only)
             if not claimed:
                 return 0, 0
             rows = await planner.repo.goals_for_update(

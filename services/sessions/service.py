@@ -1,10 +1,7 @@
 """Check-ins, acknowledgements and snoozes: the domain rules behind the goal routes.
 
-Every change locks the goal's row, first fires whatever of that goal is
-already due (so a check-in that arrives before the scheduler noticed a
-deadline still comes after the miss it follows, and its events are in that
-order), then applies the change and writes its events to the outbox in the
-same transaction.
+Every change runs in a :class:`~services.sessions.timeline.GoalTimeline`
+transaction: the goal locked, everything of it already due fired first.
 
 The check-in window rule: a check-in attaches to the goal's open occurrence
 when its ``occurred_at`` lies in that occurrence's window ``[opens_at,
@@ -20,8 +17,6 @@ escalations are cancelled. Anything else is recorded as *unscheduled*.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from services.sessions.events import (
@@ -31,9 +26,8 @@ from services.sessions.events import (
     occurrence_subject,
     timed_event_id,
 )
-from services.sessions.firing import catch_up
 from services.sessions.models import Checkin, Occurrence
-from services.sessions.planner import ESCALATED, MISSED, GoalContext, Planner, Rules
+from services.sessions.planner import ESCALATED, MISSED, GoalContext, Planner
 from services.sessions.repository import SessionsRepository
 from services.sessions.risk import RATINGS_KEPT
 from services.sessions.schemas import (
@@ -45,9 +39,7 @@ from services.sessions.schemas import (
     OccurrenceOut,
     SnoozeOut,
 )
-from services.sessions.timer_repository import TimerRepository
-from shared import metrics
-from shared.clock import Clock
+from services.sessions.timeline import CLOSED_STATUSES, GoalTimeline, field_problem, not_found
 from shared.events.catalog.common import Role
 from shared.events.catalog.sessions import (
     CheckinAcknowledged,
@@ -62,65 +54,8 @@ from shared.events.catalog.sessions import (
 )
 from shared.http.problems import ProblemError
 from shared.logs import get_logger
-from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
-CLOSED_STATUSES = ("draft", "completed", "abandoned")
-
-
-def not_found(goal_id: str) -> ProblemError:
-    return ProblemError(404, f"goal {goal_id} not found", slug="not-found")
-
-
-def field_problem(status: int, field: str, message: str, *, slug: str) -> ProblemError:
-    return ProblemError(
-        status, f"{field}: {message}", slug=slug, errors=[{"field": field, "message": message}]
-    )
-
-
-class GoalTimeline:
-    """What the goal-level services share: clock, rules, the locked-goal transaction."""
-
-    def __init__(
-        self,
-        runtime: ServiceRuntime,
-        *,
-        clock: Clock,
-        rules: Rules,
-        wake: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._db = runtime.database
-        self._outbox = runtime.outbox
-        self._clock = clock
-        self.rules = rules
-        self._wake = wake
-
-    def now(self) -> datetime:
-        return self._clock.now()
-
-    @asynccontextmanager
-    async def change(
-        self, tenant_id: str, goal_id: str, *, now: datetime | None = None
-    ) -> AsyncIterator[tuple[Planner, GoalContext]]:
-        """A transaction holding the goal's lock, with everything already due fired first."""
-        moment = now or self.now()
-        async with self._db.transaction() as session:
-            planner = Planner(
-                SessionsRepository(session), TimerRepository(session), self.rules, moment
-            )
-            row = await planner.repo.goal(tenant_id, goal_id, for_update=True)
-            if row is None:
-                raise not_found(goal_id)
-            goal = GoalContext.of(row)
-            fired = await catch_up(planner, goal, by="api")
-            yield planner, goal
-            await planner.timers.flush()
-            await self._outbox.add(session, planner.events)
-        for timers, late in ((fired.on_time, "false"), (fired.late, "true")):
-            for timer in timers:
-                metrics.TIMERS_FIRED.labels("sessions", timer.kind, late).inc()
-        if planner.timers_changed:
-            self._wake()
 
 
 class CheckinService(GoalTimeline):

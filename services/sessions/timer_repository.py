@@ -79,17 +79,33 @@ class TimerRepository:
         statement = insert(Timer).on_conflict_do_nothing(index_elements=["id"])
         await self.session.execute(statement, rows)
 
-    async def claim_due(self, now: datetime, limit: int) -> Sequence[Timer]:
+    async def claim_due(
+        self, now: datetime, limit: int, *, only: Sequence[str] | None = None
+    ) -> Sequence[Timer]:
         """Unfired timers due by ``now``, oldest first, locked for this transaction."""
         await self.flush()
+        query = select(Timer).where(Timer.fired_at.is_(None), Timer.due_at <= now)
+        if only is not None:
+            query = query.where(Timer.id.in_(list(only)))
+        query = query.order_by(Timer.due_at, Timer.id).limit(limit)
+        return (await self.session.execute(query.with_for_update(skip_locked=True))).scalars().all()
+
+    async def due_ids(self, now: datetime, limit: int) -> list[str]:
         query = (
-            select(Timer)
+            select(Timer.id)
             .where(Timer.fired_at.is_(None), Timer.due_at <= now)
             .order_by(Timer.due_at, Timer.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        return (await self.session.execute(query)).scalars().all()
+        return [str(i) for i in (await self.session.execute(query)).scalars()]
+
+    async def mark_failed(self, timer_id: str, *, now: datetime, reason: str) -> None:
+        """Take a timer that cannot be fired out of the due set, naming why in ``fired_by``."""
+        await self.session.execute(
+            update(Timer)
+            .where(Timer.id == timer_id, Timer.fired_at.is_(None))
+            .values(fired_at=now, fired_by=f"failed:{reason}"[:64], late=False)
+        )
 
     async def due_for_goal(self, goal_id: str, now: datetime) -> Sequence[Timer]:
         """This goal's unfired timers due by ``now`` (the caller holds the goal's lock)."""

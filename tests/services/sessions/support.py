@@ -171,6 +171,11 @@ class Sessions:
 async def running_sessions(
     settings: SessionsSettings, clock: ManualClock, headers: dict[str, str]
 ) -> AsyncIterator[Sessions]:
+    if settings.consumer_group == "sessions":
+        # One consumer group per test (the broker lives for the whole session): a
+        # group shared across tests makes each join wait on the previous test's members.
+        group = f"sessions-{settings.kafka_topic_prefix.rstrip('.')}"
+        settings = settings.model_copy(update={"consumer_group": group})
     app = create_app(settings, clock=clock)
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=15) as http:
         yield Sessions(app, clock, http, settings, headers)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.sessions.models import GoalProjection, Timer
 from services.sessions.settings import SessionsSettings
@@ -169,3 +169,39 @@ async def _drained(app: Sessions) -> bool:
 
 async def _zero(app: Sessions, query: Any) -> bool:
     return await _count(app, query) == 0
+
+
+async def test_a_timer_that_cannot_fire_is_set_aside_and_the_others_still_fire(
+    settings_for: Callable[..., Any],
+    auth_headers: Callable[..., dict[str, str]],
+    broker: TansuBroker,
+    topic_prefix: str,
+) -> None:
+    clock = ManualClock(START)
+    healthy, broken = new_goal_id(), new_goal_id()
+    events = [
+        goal_event(snapshot(goal_id, policy=POLICY, at=START), at=START)
+        for goal_id in (healthy, broken)
+    ]
+    async with running_sessions(settings_for(SessionsSettings), clock, auth_headers()) as app:
+        await publish(broker.bootstrap_servers, f"{topic_prefix}goals", events)
+        await app.wait_projected(healthy)
+        await app.wait_projected(broken)
+        # A row that no longer parses (say, written by a faulty migration).
+        async with app.database.transaction() as session:
+            await session.execute(
+                update(GoalProjection)
+                .where(GoalProjection.goal_id == broken)
+                .values(snapshot={"title": "x", "participants": []})
+            )
+        await app.step_to(PAST_EVERYTHING)
+        emitted = await app.outbox_events()
+        timers = {timer.id: timer for timer in await app.timers()}
+
+    assert [(e.type, e.partitionkey) for e in emitted] == [
+        ("checkin.due_soon", healthy),
+        ("checkin.missed", healthy),
+    ]
+    set_aside = [t for t in timers.values() if t.goal_id == broken]
+    assert len(set_aside) == 2
+    assert {t.fired_by for t in set_aside} == {"failed:ValidationError"}
