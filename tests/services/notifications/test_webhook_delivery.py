@@ -198,7 +198,9 @@ async def test_failing_for_days_disables_with_endpoint_disabled(harness: Harness
     assert disabled.data.failing_since is not None
 
 
-async def test_rotation_signs_with_both_secrets_for_the_overlap(harness: HarnessFactory) -> None:
+async def test_rotation_signs_with_both_secrets_for_the_overlap(
+    harness: HarnessFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with running_receiver() as receiver, harness() as h:
         endpoint_id, old = await h.create_endpoint(receiver.url)
         rotated = await h.http.post(f"/v1/endpoints/{endpoint_id}/rotate-secret", headers=h.headers)
@@ -220,6 +222,10 @@ async def test_rotation_signs_with_both_secrets_for_the_overlap(harness: Harness
     with pytest.raises(Exception, match="signature"):
         Webhook(old).verify(after.body, after.headers)
     assert "secret" not in json.dumps(listed).replace("previous_secret_expires_at", "")
+    logged = capsys.readouterr()
+    assert "delivery.attempt.succeeded" in logged.out + logged.err  # the logs were captured
+    for secret in (old, new, old.removeprefix("whsec_"), new.removeprefix("whsec_")):
+        assert secret not in logged.out + logged.err
 
 
 async def test_redelivered_event_changes_nothing(harness: HarnessFactory) -> None:

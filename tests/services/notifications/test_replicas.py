@@ -1,0 +1,60 @@
+"""Two replicas on one database and one consumer group: every event is delivered exactly once
+by the pair (the claim locks rows against the other replica), and every signature verifies."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from services.notifications.app import create_app
+from services.notifications.settings import NotificationsSettings
+from tests.services.notifications import factories
+from tests.services.notifications.conftest import Harness
+from tests.support.apps import serving
+from tests.support.receiver import running_receiver
+
+
+async def test_two_replicas_deliver_each_event_once(
+    notifications_settings: Callable[..., NotificationsSettings],
+    auth_headers: Callable[..., dict[str, str]],
+    broker: Any,
+    topic_prefix: str,
+) -> None:
+    settings = notifications_settings()
+    first, second = create_app(settings), create_app(settings)
+    async with (
+        running_receiver() as receiver,
+        serving(first) as url,
+        serving(second),
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        publisher = Harness(
+            url=url,
+            http=http,
+            headers=auth_headers(),
+            clock=None,  # type: ignore[arg-type]
+            app=first,
+            bootstrap=broker.bootstrap_servers,
+            topic_prefix=topic_prefix,
+            sink=None,  # type: ignore[arg-type]
+        )
+        _, secret = await publisher.create_endpoint(receiver.url)
+        goals = [factories.goal_ref() for _ in range(6)]
+        events = [factories.streak_updated(goals[n % 6], current=n) for n in range(60)]
+        await publisher.publish(*events)
+        received = await receiver.wait_for(len(events), timeout=60)
+        # Once every delivery is final with one attempt, no replica can send it again.
+        for event in events:
+            message = await publisher.wait_message(
+                event.id, lambda m: [d["status"] for d in m["deliveries"]] == ["succeeded"]
+            )
+            assert message["deliveries"][0]["attempts"] == 1
+    ids = Counter(request.headers["webhook-id"] for request in receiver.requests)
+    assert set(ids) == {event.id for event in events}
+    assert max(ids.values()) == 1
+    for request in received:
+        Webhook(secret).verify(request.body, request.headers)
