@@ -157,7 +157,7 @@ class _Builder:
                         notify_roles=policy.escalation[timer.level - 1].notify_roles,
                         consecutive_misses=occurrence.misses_in_row if occurrence else None,
                     )
-            elif timer.kind == SESSION_REMINDER:
+            elif timer.kind == SESSION_REMINDER and self.goal.snapshot.status == "active":
                 self._item(
                     SESSION_REMINDER,
                     timer.due_at,

@@ -55,6 +55,15 @@ class SessionsRepository:
         rows = (await self.session.execute(query)).scalars().all()
         return {row.goal_id: row for row in rows}
 
+    async def existing_goal_ids(self, goal_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(goal_ids))
+        if not ids:
+            return set()
+        found = await self.session.execute(
+            select(GoalProjection.goal_id).where(GoalProjection.goal_id.in_(ids))
+        )
+        return {str(goal_id) for goal_id in found.scalars()}
+
     # Occurrences -------------------------------------------------------------
 
     async def open_occurrence(self, goal_id: str) -> Occurrence | None:

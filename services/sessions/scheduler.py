@@ -27,9 +27,11 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from services.sessions.firing import Fired, fire_timers
+from services.sessions.models import Timer
 from services.sessions.planner import (
     DUE_SOON,
     ESCALATED,
@@ -192,6 +194,9 @@ class Scheduler:
             rows = await planner.repo.goals_for_update(
                 (timer.goal_id for timer in claimed), skip_locked=True
             )
+            missing = {timer.goal_id for timer in claimed} - rows.keys()
+            if missing:
+                await self._set_aside_orphans(planner, claimed, missing, now)
             goals = {goal_id: GoalContext.of(row) for goal_id, row in rows.items()}
             fired = await fire_timers(planner, claimed, goals, by=self.replica)
             await self._outbox.add(session, planner.events)
@@ -206,6 +211,17 @@ class Scheduler:
                 events=len(planner.events),
             )
         return len(claimed), fired.count
+
+    async def _set_aside_orphans(
+        self, planner: Planner, claimed: Sequence[Timer], missing: set[str], now: datetime
+    ) -> None:
+        """Goals passed over are usually locked by someone else; a timer whose goal does not
+        exist at all would otherwise be claimed and passed over forever."""
+        orphans = missing - await planner.repo.existing_goal_ids(missing)
+        for timer in claimed:
+            if timer.goal_id in orphans:
+                log.error("sessions.timer.failed", timer=timer.id, error="goal not found")
+                await planner.timers.mark_failed(timer.id, now=now, reason="orphan")
 
     def _count(self, fired: Fired) -> None:
         self.fired_total += fired.count

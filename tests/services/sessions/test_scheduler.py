@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 
 from services.sessions.models import GoalProjection, Timer
 from services.sessions.settings import SessionsSettings
+from services.sessions.timer_repository import NewTimer, TimerRepository
 from shared.clock import ManualClock
 from shared.devstack.broker import TansuBroker
 from shared.events.catalog.sessions import CheckinDueSoon, CheckinMissed
@@ -194,6 +195,21 @@ async def test_a_timer_that_cannot_fire_is_set_aside_and_the_others_still_fire(
                 .where(GoalProjection.goal_id == broken)
                 .values(snapshot={"title": "x", "participants": []})
             )
+            # And a timer whose goal does not exist at all.
+            orphans = TimerRepository(session)
+            orphans.insert(
+                [
+                    NewTimer(
+                        id=new_goal_id(),
+                        tenant_id="acme",
+                        goal_id="no-such-goal",
+                        kind="checkin.missed",
+                        level=0,
+                        due_at=START + timedelta(hours=1),
+                    )
+                ]
+            )
+            await orphans.flush()
         await app.step_to(PAST_EVERYTHING)
         emitted = await app.outbox_events()
         timers = {timer.id: timer for timer in await app.timers()}
@@ -205,3 +221,5 @@ async def test_a_timer_that_cannot_fire_is_set_aside_and_the_others_still_fire(
     set_aside = [t for t in timers.values() if t.goal_id == broken]
     assert len(set_aside) == 2
     assert {t.fired_by for t in set_aside} == {"failed:ValidationError"}
+    (orphan,) = [t for t in timers.values() if t.goal_id == "no-such-goal"]
+    assert orphan.fired_by == "failed:orphan"
