@@ -13,7 +13,7 @@ from services.notifications.email_repository import EmailRepository
 from services.notifications.models import Delivery
 from services.notifications.outcomes import Claimed, OutcomeRecorder
 from services.notifications.repository import PENDING
-from services.notifications.rules import DIGEST_EVENT_TYPE, QuietHours
+from services.notifications.rules import QuietHours
 from services.notifications.settings import NotificationsSettings
 from services.notifications.smtp import SmtpPool
 from services.notifications.webhook_sender import AttemptResult
@@ -46,6 +46,13 @@ def template_context(
         "links": links,
         "digest": payload.get("digest"),
     }
+
+
+def occurrence_of(payload: dict[str, Any]) -> str | None:
+    """The check-in occurrence an event is about, if any (the action links name it)."""
+    occurrence = (payload.get("data") or {}).get("occurrence") or {}
+    found = occurrence.get("occurrence_id") if isinstance(occurrence, dict) else None
+    return found if isinstance(found, str) else None
 
 
 class EmailDelivery:
@@ -93,9 +100,7 @@ class EmailDelivery:
             event_type=message.event_type,
             recipient=recipient,
             goal_id=message.goal_id,
-            occurrence_id=(payload.get("data") or {}).get("occurrence", {}).get("occurrence_id")
-            if message.event_type != DIGEST_EVENT_TYPE
-            else None,
+            occurrence_id=occurrence_of(payload),
             now=now,
         )
         rendered = self._renderer.render(

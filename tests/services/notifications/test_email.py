@@ -266,3 +266,20 @@ async def test_tenant_rules_and_sandboxed_templates(harness: HarnessFactory) -> 
     assert "&lt;script&gt;" in parts(email)["text/html"]
     # The sandbox refused the escape; the built-in template was used instead.
     assert parsed(second)["Subject"] == "Missed check-in: Run a half marathon"
+
+
+async def test_tenant_rule_for_a_type_without_defaults(harness: HarnessFactory) -> None:
+    async with harness() as h:
+        rule = await h.http.put(
+            "/v1/email-rules/checkin.completed", headers=h.headers, json={"roles": ["mentor"]}
+        )
+        assert rule.status_code == 200, rule.text
+        rules = (await h.http.get("/v1/email-rules", headers=h.headers)).json()
+        event = factories.checkin_completed()  # no occurrence: a check-in outside the schedule
+        await h.publish(event)
+        (mail,) = await mails(h, 1)
+        await settle(h, event.id)
+    assert {"event_type": "checkin.completed", "roles": ["mentor"], "source": "tenant"} in rules
+    assert {"event_type": "checkin.missed", "roles": ["mentee"], "source": "default"} in rules
+    assert mail["rcpt_tos"] == ["grace@example.com"]
+    assert parsed(mail)["Subject"] == "checkin.completed: Run a half marathon"
