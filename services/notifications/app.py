@@ -63,6 +63,7 @@ def create_app(
         timeout=settings.webhook_timeout_seconds,
         connect_timeout=settings.webhook_connect_timeout_seconds,
         max_response_bytes=settings.webhook_max_response_bytes,
+        ca_file=str(settings.webhook_ca_file) if settings.webhook_ca_file else None,
     )
     smtp = SmtpPool(settings)
     dispatcher = runtime.add(Dispatcher(runtime, settings, sender, smtp, box, clock))

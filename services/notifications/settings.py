@@ -40,6 +40,9 @@ class NotificationsSettings(ServiceSettings):
     )
     webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0, le=10 * 1024 * 1024)
+    webhook_ca_file: Path | None = Field(
+        default=None, description="Extra CA bundle trusted for https endpoints (private CAs)."
+    )
     webhook_allow_http: bool = False
     webhook_allowed_networks: list[str] = Field(
         default_factory=list,

@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+import certifi
 import httpcore
 import httpx
 
@@ -240,9 +242,12 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     replaced by an identical one that connects through :class:`GuardedBackend`.
     """
 
-    def __init__(self, guard: Guard, *, limits: httpx.Limits, verify: bool = True) -> None:
-        super().__init__(limits=limits, verify=verify, trust_env=False)
-        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    def __init__(self, guard: Guard, *, limits: httpx.Limits, ca_file: str | None = None) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx's own trust store (certifi), plus the operator's CA where one is given.
+        ssl_context = ssl.create_default_context(cafile=certifi.where())
+        if ca_file is not None:
+            ssl_context.load_verify_locations(cafile=ca_file)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,

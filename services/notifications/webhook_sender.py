@@ -66,6 +66,7 @@ class WebhookSender:
         timeout: float,
         connect_timeout: float,
         max_response_bytes: int,
+        ca_file: str | None = None,
     ) -> None:
         self._timeout = timeout
         self._max_bytes = max_response_bytes
@@ -73,7 +74,7 @@ class WebhookSender:
         # No global connection cap: lanes bound concurrency per endpoint, and a
         # shared cap is exactly the slot a hanging endpoint would take from others.
         self._client = httpx.AsyncClient(
-            transport=GuardedTransport(guard, limits=limits),
+            transport=GuardedTransport(guard, limits=limits, ca_file=ca_file),
             follow_redirects=False,
             timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
             trust_env=False,
