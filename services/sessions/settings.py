@@ -7,9 +7,9 @@ a snooze may push a deadline) is a setting, documented in docs/sessions.md.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -57,3 +57,9 @@ class SessionsSettings(ServiceSettings):
     timer_retention_days: float = Field(
         default=30.0, gt=0, description="Fired timers are kept this long (they stop re-planning)."
     )
+
+    @model_validator(mode="after")
+    def _snooze_bounds(self) -> Self:
+        if self.snooze_default_minutes > self.snooze_max_minutes:
+            raise ValueError("snooze_default_minutes must not exceed snooze_max_minutes")
+        return self
