@@ -45,12 +45,6 @@ from shared.events.catalog.goals import (
     GoalPaused,
     GoalResumed,
     GoalUpdated,
-    MilestoneCompleted,
-    MilestoneCreated,
-    MilestoneOverdue,
-    MilestoneSkipped,
-    MilestoneUpdated,
-    ProgressReported,
 )
 from shared.events.catalog.policy import CheckinPolicy
 from shared.events.envelope import CloudEvent
@@ -129,7 +123,7 @@ def overdue_instant(due: date | None, zone: str) -> datetime | None:
     return datetime.combine(due + timedelta(days=1), time(0), tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-def _touch(state: GoalState, now: datetime) -> None:
+def touch(state: GoalState, now: datetime) -> None:
     state.goal.version += 1
     state.goal.updated_at = now
 
@@ -164,7 +158,7 @@ def new_goal(
     check_not_past(errors, "target_date", fields.get("target_date"), today)
     if policy is not None:
         check_policy_dates(errors, policy, now)
-    _check_new_milestones(errors, milestones, [], today, "milestones")
+    check_new_milestones(errors, milestones, [], today, "milestones")
     errors.raise_if_any()
     goal = Goal(
         id=str(uuid.uuid4()),
@@ -184,12 +178,12 @@ def new_goal(
     )
     state = GoalState(goal, [], participants, policy, is_new=True, participants_changed=True)
     for item in milestones:
-        _new_milestone(state, item, now)
+        new_milestone(state, item, now)
     emit(state, Change(GoalCreated))
     return state
 
 
-def _check_new_milestones(
+def check_new_milestones(
     errors: FieldErrors,
     items: list[Mapping[str, Any]],
     existing: list[Milestone],
@@ -208,7 +202,7 @@ def _check_new_milestones(
             refs.add(ref)
 
 
-def _new_milestone(state: GoalState, item: Mapping[str, Any], now: datetime) -> Milestone:
+def new_milestone(state: GoalState, item: Mapping[str, Any], now: datetime) -> Milestone:
     position = max((m.position for m in state.milestones), default=0) + 1
     milestone = Milestone(
         id=str(uuid.uuid4()),
@@ -243,9 +237,9 @@ def update_goal(
     participants = changes.get("participants", state.participants)
     policy = changes.get("policy", state.policy)
     if "title" in changes and changes["title"] is None:
-        raise _null_field(prefix, "title")
+        raise null_field(prefix, "title")
     if "participants" in changes and changes["participants"] is None:
-        raise _null_field(prefix, "participants")
+        raise null_field(prefix, "participants")
     errors = FieldErrors(prefix)
     people_changed = participants != state.participants
     policy_changed = policy != state.policy
@@ -275,12 +269,12 @@ def update_goal(
         overdue_at = overdue_instant(milestone.due_date, zone)
         if milestone.overdue_at != overdue_at:
             milestone.overdue_at = overdue_at
-    _touch(state, now)
+    touch(state, now)
     emit(state, Change(GoalUpdated))
     return True
 
 
-def _null_field(prefix: str, name: str) -> ProblemError:
+def null_field(prefix: str, name: str) -> ProblemError:
     errors = FieldErrors(prefix)
     errors.add(name, f"{name} cannot be null")
     return ProblemError(
@@ -301,127 +295,5 @@ def transition(
             current_status=current,
         )
     state.goal.status = target
-    _touch(state, now)
+    touch(state, now)
     emit(state, Change(event, previous_status=current, reason=reason))
-
-
-def add_milestone(
-    state: GoalState,
-    item: Mapping[str, Any],
-    *,
-    now: datetime,
-    emit: Emit,
-    prefix: str = "body",
-) -> Milestone:
-    ensure_open(state)
-    errors = FieldErrors("")
-    _check_new_milestones(errors, [item], state.milestones, local_today(state.zone, now), prefix)
-    for error in errors.items:  # a single item: name its fields, not a list position
-        error["field"] = error["field"].replace(f"{prefix}.0.", f"{prefix}.")
-    errors.raise_if_any()
-    milestone = _new_milestone(state, item, now)
-    _touch(state, now)
-    emit(state, Change(MilestoneCreated, milestone=milestone))
-    return milestone
-
-
-def update_milestone(
-    state: GoalState,
-    milestone: Milestone,
-    changes: Mapping[str, Any],
-    *,
-    now: datetime,
-    emit: Emit,
-    prefix: str = "body",
-) -> bool:
-    if "title" in changes and changes["title"] is None:
-        raise _null_field(prefix, "title")
-    updates = {k: v for k, v in changes.items() if v != getattr(milestone, k)}
-    errors = FieldErrors(prefix)
-    if "due_date" in updates:
-        check_not_past(errors, "due_date", updates["due_date"], local_today(state.zone, now))
-    ref = updates.get("external_ref")
-    if ref is not None and any(m.external_ref == ref for m in state.milestones):
-        errors.add("external_ref", f"milestone {ref} already exists")
-    if not updates:
-        return False
-    ensure_open(state)
-    errors.raise_if_any()
-    for key, value in updates.items():
-        setattr(milestone, key, value)
-    if "due_date" in updates:
-        milestone.overdue_at = overdue_instant(milestone.due_date, state.zone)
-        milestone.overdue_fired_at = None  # a new due date may become overdue once again
-    milestone.updated_at = now
-    _touch(state, now)
-    emit(state, Change(MilestoneUpdated, milestone=milestone))
-    return True
-
-
-def finish_milestone(
-    state: GoalState,
-    milestone: Milestone,
-    outcome: str,
-    *,
-    note: str | None,
-    at: datetime | None = None,
-    now: datetime,
-    emit: Emit,
-) -> None:
-    """Complete or skip a pending milestone (``outcome``: completed | skipped)."""
-    ensure_open(state)
-    if milestone.status != "pending":
-        verb = "completed" if outcome == "completed" else "skipped"
-        raise ProblemError(
-            409,
-            f"milestone is {milestone.status}; only a pending milestone can be {verb}",
-            slug="illegal-transition",
-            current_status=milestone.status,
-        )
-    milestone.status = outcome
-    milestone.completed_at = (at or now) if outcome == "completed" else None
-    milestone.evidence_note = note
-    milestone.updated_at = now
-    _touch(state, now)
-    emit(
-        state,
-        Change(
-            MilestoneCompleted if outcome == "completed" else MilestoneSkipped,
-            milestone=milestone,
-        ),
-    )
-
-
-def report_progress(
-    state: GoalState,
-    percent: int,
-    *,
-    note: str | None,
-    at: datetime | None = None,
-    now: datetime,
-    emit: Emit,
-) -> ProgressReport:
-    ensure_open(state)
-    previous = state.goal.progress_percent
-    report = ProgressReport(
-        id=str(uuid.uuid4()),
-        tenant_id=state.goal.tenant_id,
-        goal_id=state.goal.id,
-        percent=percent,
-        note=note,
-        reported_at=at or now,
-        created_at=now,
-    )
-    state.added.append(report)
-    state.goal.progress_percent = percent
-    _touch(state, now)
-    emit(state, Change(ProgressReported, progress=Progress(percent, note, at or now, previous)))
-    return report
-
-
-def fire_overdue(state: GoalState, milestone: Milestone, *, now: datetime, emit: Emit) -> None:
-    """Tell the world a milestone's due date passed (once: the caller has claimed it).
-
-    An observation rather than a change of the goal, so the version stays.
-    """
-    emit(state, Change(MilestoneOverdue, milestone=milestone))

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from services.goals import domain
+from services.goals import domain, milestones
 from services.goals.domain import GoalState
 from services.goals.ingest_schemas import (
     LIFECYCLE_ACTIONS,
@@ -41,7 +41,8 @@ from services.goals.ingest_schemas import (
     MilestoneRef,
 )
 from services.goals.models import Goal, Milestone
-from services.goals.service import GoalsService, Work, apply_upsert, upsert_milestones
+from services.goals.service import GoalsService
+from services.goals.work import Work, apply_upsert, upsert_milestones
 from shared.http.problems import ProblemError
 from shared.logs import get_logger
 
@@ -230,7 +231,7 @@ def _apply_one(work: Work, book: _Book, tenant_id: str, event: Any) -> GoalState
                 "completed_at is in the future",
                 [{"field": "data.completed_at", "message": "must not be in the future"}],
             )
-        domain.finish_milestone(
+        milestones.finish_milestone(
             state,
             _find_milestone(state, event.data.milestone),
             "completed",
@@ -240,7 +241,7 @@ def _apply_one(work: Work, book: _Book, tenant_id: str, event: Any) -> GoalState
             emit=work.emit,
         )
     elif isinstance(event, IngestMilestoneSkipped):
-        domain.finish_milestone(
+        milestones.finish_milestone(
             state,
             _find_milestone(state, event.data.milestone),
             "skipped",
@@ -249,7 +250,7 @@ def _apply_one(work: Work, book: _Book, tenant_id: str, event: Any) -> GoalState
             emit=work.emit,
         )
     elif isinstance(event, IngestProgressReported):
-        domain.report_progress(
+        milestones.report_progress(
             state, event.data.percent, note=event.data.note, at=at, now=now, emit=work.emit
         )
     return state

@@ -25,7 +25,7 @@ from services.goals.models import (
     IngestedEvent,
     Milestone,
 )
-from services.goals.schemas import GoalFilters
+from services.goals.responses import GoalFilters
 
 
 class GoalRepository:

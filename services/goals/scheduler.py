@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
-from services.goals import domain
+from services.goals import milestones
 from services.goals.service import GoalsService
 from shared import metrics
 from shared.clock import Clock
@@ -109,7 +109,7 @@ class OverdueTimer:
                         continue
                     if not await repository.claim_overdue(milestone, now):
                         continue
-                    domain.fire_overdue(state, milestone, now=now, emit=work.emit)
+                    milestones.fire_overdue(state, milestone, now=now, emit=work.emit)
                     fired += 1
                     late = now - due > timedelta(seconds=self._poll * 2)
                     metrics.TIMERS_FIRED.labels("goals", KIND, str(late).lower()).inc()

@@ -8,32 +8,35 @@ and the goal's history are written in the same transaction as the change.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from services.goals import domain
+from services.goals import domain, milestones
 from services.goals.cursors import decode, encode, invalid_cursor
-from services.goals.domain import Change, GoalState
-from services.goals.events import EventRecorder, event_for, goal_snapshot
+from services.goals.domain import GoalState
+from services.goals.events import EventRecorder, goal_snapshot
 from services.goals.repository import GoalRepository
+from services.goals.responses import GoalFilters
 from services.goals.schemas import (
     GoalCreate,
-    GoalFilters,
     GoalPatch,
     GoalUpsert,
     MilestoneCreate,
     MilestonePatch,
 )
+from services.goals.work import Work, apply_upsert, check_if_match, not_found
 from shared.clock import Clock
 from shared.db.database import Database
 from shared.events.catalog.goals import GoalSnapshot
-from shared.events.envelope import CloudEvent
 from shared.http.problems import ProblemError
+from shared.logs import get_logger
 from shared.outbox.writer import Outbox
+
+log = get_logger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
@@ -46,73 +49,6 @@ def _has_due_milestone(state: GoalState, now: datetime) -> bool:
         and m.overdue_at <= now
         for m in state.milestones
     )
-
-
-def not_found(goal_id: str) -> ProblemError:
-    return ProblemError(404, f"goal {goal_id} not found", slug="not-found")
-
-
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def check_if_match(state: GoalState, if_match: str | None) -> None:
-    """Optimistic concurrency: a write naming another version than the current one fails 412."""
-    if if_match is None:
-        return
-    tags = {tag.strip() for tag in if_match.split(",")}
-    if "*" in tags or etag(state.goal.version) in tags:
-        return
-    raise ProblemError(
-        412,
-        f"goal is at version {state.goal.version}; If-Match named {if_match}",
-        slug="precondition-failed",
-        headers={"ETag": etag(state.goal.version)},
-        current_version=state.goal.version,
-    )
-
-
-class Work:
-    """One transaction's changes: the states touched and the events they emitted, in order."""
-
-    def __init__(self, repository: GoalRepository, now: datetime) -> None:
-        self.repository = repository
-        self.now = now
-        self.events: list[CloudEvent] = []
-        self.states: list[GoalState] = []
-        self.snapshots: dict[int, GoalSnapshot] = {}
-        self._touched: set[int] = set()
-        self.correlation_id: str | None = None
-        self.causation_id: str | None = None
-
-    def emit(self, state: GoalState, change: Change) -> None:
-        event = event_for(
-            state,
-            change,
-            time=self.now,
-            correlation_id=self.correlation_id,
-            causation_id=self.causation_id,
-        )
-        self.events.append(event)
-        if id(state) not in self._touched:
-            self._touched.add(id(state))
-            self.states.append(state)
-        self.snapshots[id(state)] = event.data.goal  # type: ignore[attr-defined]
-
-    def undo_since(self, events: int, states: int) -> None:
-        """Forget events and newly touched states after the given counts (a refused item)."""
-        for state in self.states[states:]:
-            self._touched.discard(id(state))
-            self.snapshots.pop(id(state), None)
-        del self.events[events:]
-        del self.states[states:]
-
-    def snapshot(self, state: GoalState) -> GoalSnapshot:
-        """The state's latest snapshot, built once."""
-        cached = self.snapshots.get(id(state))
-        if cached is None or cached.version != state.goal.version:
-            cached = self.snapshots[id(state)] = goal_snapshot(state)
-        return cached
 
 
 class GoalsService:
@@ -137,6 +73,14 @@ class GoalsService:
             yield work
             await work.repository.save(work.states)
             await self._recorder.record(session, work.events)
+        for event in work.events:
+            log.info(
+                "goals.event.emitted",
+                event_type=event.type,
+                event_id=event.id,
+                goal_id=event.partitionkey,
+                causation_id=event.causationid,
+            )
         if any(_has_due_milestone(state, work.now) for state in work.states):
             self.wake_timer()  # something is overdue already: no need to wait for the poll
 
@@ -275,7 +219,7 @@ class GoalsService:
     ) -> tuple[GoalSnapshot, str]:
         async with self.work() as work:
             state = await self._locked(work, tenant_id, goal_id, if_match)
-            milestone = domain.add_milestone(
+            milestone = milestones.add_milestone(
                 state, payload.model_dump(), now=work.now, emit=work.emit
             )
         return work.snapshot(state), milestone.id
@@ -293,7 +237,7 @@ class GoalsService:
         async with self.work() as work:
             state = await self._locked(work, tenant_id, goal_id, if_match)
             milestone = _milestone(state, milestone_id)
-            domain.update_milestone(state, milestone, changes, now=work.now, emit=work.emit)
+            milestones.update_milestone(state, milestone, changes, now=work.now, emit=work.emit)
         return work.snapshot(state)
 
     async def finish_milestone(
@@ -309,7 +253,7 @@ class GoalsService:
         async with self.work() as work:
             state = await self._locked(work, tenant_id, goal_id, if_match)
             milestone = _milestone(state, milestone_id)
-            domain.finish_milestone(
+            milestones.finish_milestone(
                 state, milestone, outcome, note=note, now=work.now, emit=work.emit
             )
         return work.snapshot(state)
@@ -325,7 +269,7 @@ class GoalsService:
     ) -> GoalSnapshot:
         async with self.work() as work:
             state = await self._locked(work, tenant_id, goal_id, if_match)
-            domain.report_progress(state, percent, note=note, now=work.now, emit=work.emit)
+            milestones.report_progress(state, percent, note=note, now=work.now, emit=work.emit)
         return work.snapshot(state)
 
     async def _locked(
@@ -339,7 +283,6 @@ class GoalsService:
 
 
 _GOAL_FIELDS = {"external_ref", "title", "description", "category", "target_date"}
-_UPSERT_FIELDS = ("title", "description", "category", "target_date")
 
 
 def _ref_taken(external_ref: str | None) -> ProblemError:
@@ -355,75 +298,3 @@ def _milestone(state: GoalState, milestone_id: str) -> Any:
     if milestone is None:
         raise ProblemError(404, f"milestone {milestone_id} not found", slug="not-found")
     return milestone
-
-
-def apply_upsert(
-    work: Work,
-    tenant_id: str,
-    external_ref: str,
-    payload: GoalUpsert,
-    state: GoalState | None,
-    *,
-    if_match: str | None = None,
-    prefix: str = "body",
-) -> tuple[GoalState, bool]:
-    """Create the goal known as ``external_ref`` (``state`` None) or bring it in line.
-
-    Shared by ``PUT /v1/goals/by-ref/{ref}`` and the ingested
-    ``ingest.goal.upserted``; replaying the same payload changes nothing and
-    emits nothing. Returns the state and whether it was created.
-    """
-    participants = [p.to_event() for p in payload.participants]
-    policy = payload.policy.to_event() if payload.policy else None
-    if state is None:
-        if if_match not in (None, "*"):
-            raise ProblemError(
-                412, f"no goal has external_ref {external_ref}", slug="precondition-failed"
-            )
-        fields = {**payload.model_dump(include=set(_UPSERT_FIELDS)), "external_ref": external_ref}
-        created = domain.new_goal(
-            tenant_id=tenant_id,
-            fields=fields,
-            participants=participants,
-            policy=policy,
-            milestones=[m.model_dump() for m in payload.milestones],
-            status=payload.status,
-            now=work.now,
-            emit=work.emit,
-            prefix=prefix,
-        )
-        return created, True
-    check_if_match(state, if_match)
-    changes: dict[str, Any] = {name: getattr(payload, name) for name in _UPSERT_FIELDS}
-    changes.update(participants=participants, policy=policy)
-    domain.update_goal(state, changes, now=work.now, emit=work.emit, prefix=prefix)
-    upsert_milestones(work, state, payload.milestones, prefix=prefix)
-    return state, False
-
-
-def upsert_milestones(
-    work: Work, state: GoalState, items: list[MilestoneCreate], *, prefix: str
-) -> None:
-    """Match each item by external_ref, else by title; update the match or add a new one."""
-    for index, item in enumerate(items):
-        found = (
-            state.milestone_by_ref(item.external_ref)
-            if item.external_ref
-            else next((m for m in state.milestones if m.title == item.title), None)
-        )
-        values: Mapping[str, Any] = item.model_dump()
-        if found is None:
-            domain.add_milestone(
-                state, values, now=work.now, emit=work.emit, prefix=f"{prefix}.milestones.{index}"
-            )
-        else:
-            changes = {k: v for k, v in values.items() if k in item.model_fields_set}
-            changes.pop("external_ref", None)
-            domain.update_milestone(
-                state,
-                found,
-                changes,
-                now=work.now,
-                emit=work.emit,
-                prefix=f"{prefix}.milestones.{index}",
-            )

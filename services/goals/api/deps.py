@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request, Response
 
 from services.goals.ingest import BatchIngestor
-from services.goals.schemas import REF_PATTERN, GoalOut
-from services.goals.service import GoalsService, etag
+from services.goals.responses import GoalOut
+from services.goals.schemas import REF_PATTERN
+from services.goals.service import GoalsService
+from services.goals.work import etag
 from shared.auth.tokens import Principal
 from shared.events.catalog.goals import GoalSnapshot
 from shared.http.idempotency import KEY_PATTERN

@@ -20,16 +20,8 @@ from services.goals.api.deps import (
     goal_response,
 )
 from services.goals.domain import TRANSITIONS
-from services.goals.schemas import (
-    GoalCreate,
-    GoalEventPage,
-    GoalFilters,
-    GoalOut,
-    GoalPage,
-    GoalPatch,
-    GoalUpsert,
-    LifecycleAction,
-)
+from services.goals.responses import GoalEventPage, GoalFilters, GoalOut, GoalPage
+from services.goals.schemas import GoalCreate, GoalPatch, GoalUpsert, LifecycleAction
 from shared.events.catalog.goals import GoalStatus
 from shared.http.problems import problem_responses
 

@@ -16,11 +16,10 @@ from services.goals.api.deps import (
     Writer,
     goal_response,
 )
+from services.goals.responses import GoalOut, MilestoneOut
 from services.goals.schemas import (
-    GoalOut,
     MilestoneComplete,
     MilestoneCreate,
-    MilestoneOut,
     MilestonePatch,
     MilestoneSkip,
     ProgressCreate,
