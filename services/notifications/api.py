@@ -58,7 +58,7 @@ async def list_endpoints(
     cursor: Annotated[str | None, Query(max_length=500, pattern=r"^[A-Za-z0-9_-]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> EndpointPage:
-    return await endpoints.list(principal.tenant_id, cursor, limit)
+    return await endpoints.list_endpoints(principal.tenant_id, cursor, limit)
 
 
 @router.get(

@@ -168,7 +168,7 @@ class EndpointsService:
             raise not_found(endpoint_id)
         return endpoint_out(endpoint)
 
-    async def list(self, tenant_id: str, cursor: str | None, limit: int) -> EndpointPage:
+    async def list_endpoints(self, tenant_id: str, cursor: str | None, limit: int) -> EndpointPage:
         after = decode_cursor(cursor)
         async with self._db.reader() as session:
             rows = await NotificationsRepository(session).list_endpoints(
