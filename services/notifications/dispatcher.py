@@ -61,6 +61,8 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._stats_at = 0.0
+        self.claimed = 0
+        """Deliveries this process has claimed since it started (for tests and debugging)."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
@@ -146,6 +148,7 @@ class Dispatcher:
                     )
                 )
             await repository.lease([c.delivery_id for c in accepted], lease)
+        self.claimed += len(accepted)
         for item in accepted:
             task = asyncio.create_task(self._attempt(item), name=f"delivery:{item.delivery_id}")
             self._in_flight.add(task)

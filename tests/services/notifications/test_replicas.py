@@ -1,5 +1,5 @@
-"""Two replicas on one database and one consumer group: every event is delivered exactly once
-by the pair (the claim locks rows against the other replica), and every signature verifies."""
+"""Two replicas on one database: every event is delivered exactly once by the pair (the claim
+locks rows against the other replica), and every signature verifies."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from services.notifications.settings import NotificationsSettings
 from tests.services.notifications import factories
 from tests.services.notifications.conftest import Harness
 from tests.support.apps import serving
-from tests.support.receiver import running_receiver
+from tests.support.receiver import Reply, running_receiver
 
 
 async def test_two_replicas_deliver_each_event_once(
@@ -24,10 +24,19 @@ async def test_two_replicas_deliver_each_event_once(
     broker: Any,
     topic_prefix: str,
 ) -> None:
-    settings = notifications_settings()
-    first, second = create_app(settings), create_app(settings)
+    # One attempt at a time per replica against a receiver taking 20 ms: neither replica can
+    # drain the queue alone before the other claims.
+    settings = notifications_settings(webhook_endpoint_concurrency=1)
+    # The second replica shares the database (and so the delivery queue) but consumes other,
+    # empty topics: what is under test is the claim, not a consumer-group rebalance.
+    idle = notifications_settings(
+        database_url=settings.database_url,
+        kafka_topic_prefix=f"{topic_prefix}idle.",
+        webhook_endpoint_concurrency=1,
+    )
+    first, second = create_app(settings), create_app(idle)
     async with (
-        running_receiver() as receiver,
+        running_receiver(lambda _: Reply(delay=0.02)) as receiver,
         serving(first) as url,
         serving(second),
         httpx.AsyncClient(base_url=url, timeout=30) as http,
@@ -53,6 +62,9 @@ async def test_two_replicas_deliver_each_event_once(
                 event.id, lambda m: [d["status"] for d in m["deliveries"]] == ["succeeded"]
             )
             assert message["deliveries"][0]["attempts"] == 1
+    assert first.state.dispatcher.claimed + second.state.dispatcher.claimed == len(events)
+    assert first.state.dispatcher.claimed > 0
+    assert second.state.dispatcher.claimed > 0
     ids = Counter(request.headers["webhook-id"] for request in receiver.requests)
     assert set(ids) == {event.id for event in events}
     assert max(ids.values()) == 1
