@@ -81,7 +81,11 @@ class EmailDelivery:
         release = quiet.release_time(now, zone) if quiet else None
         if release is not None:
             await self._set(claimed.delivery_id, next_attempt_at=release)
-            log.info("email.quiet_hours.delayed", delivery_id=claimed.delivery_id, until=release)
+            log.info(
+                "email.quiet_hours.delayed",
+                delivery_id=claimed.delivery_id,
+                until=release.isoformat(),
+            )
             return
         async with self._db.reader() as session:
             repository = EmailRepository(session)

@@ -241,7 +241,9 @@ class EndpointsService:
             endpoint.previous_secret_expires_at = expires
             endpoint.secret = self._box.seal(secret)
             endpoint.updated_at = now
-        log.info("endpoint.secret.rotated", endpoint_id=endpoint_id, overlap_until=expires)
+        log.info(
+            "endpoint.secret.rotated", endpoint_id=endpoint_id, overlap_until=expires.isoformat()
+        )
         return SecretRotated(secret=secret, previous_secret_expires_at=expires)
 
     async def send_test(self, tenant_id: str, endpoint_id: str) -> TestSent:
