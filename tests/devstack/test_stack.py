@@ -69,6 +69,11 @@ class Stack:
             except httpx.HTTPError:
                 return False
 
+        run = self.runs.index(process)
+
+        def supervisor_ready() -> bool:  # it checks too, one child after another
+            return any('"event":"stack.ready"' in line for line in self.output(run))
+
         wait_until(
             lambda: all(healthy(service) for service in SERVICES),
             timeout=timeout,
@@ -76,6 +81,7 @@ class Stack:
             what="every service's /healthz",
             alive=lambda: process.poll() is None,
         )
+        wait_until(supervisor_ready, timeout=10, what="the supervisor's stack.ready")
 
     def pids(self) -> dict[str, int]:
         """The children's pids, from the supervisor's pid files."""
