@@ -37,7 +37,7 @@ async def test_each_mail_is_kept_in_its_own_file_and_logged_without_its_body(
     assert kept["X-Sink-Mail-From"] == "followthrough@example.com"
     assert kept["X-Sink-Rcpt-To"] == "ada@example.com"
     assert kept["Subject"] == "Check-in 1 is due"
-    assert kept.get_payload().strip() == "Secret body 1"
+    assert str(kept.get_payload()).strip() == "Secret body 1"
     assert [m["subject"] for m in sink.messages] == ["Check-in 1 is due", "Check-in 2 is due"]
     received = [line for line in logs if line["event"] == "smtp.mail.received"]
     assert [line["message_id"] for line in received] == ["<m1@example.com>", "<m2@example.com>"]
