@@ -32,10 +32,28 @@ class DatabaseUnavailableError(RuntimeError):
     """The database cannot be reached or is locked; the caller should retry later."""
 
 
+_SQLITE_OUTAGE_MARKERS = (
+    "locked",
+    "unable to open",
+    "disk i/o",
+    "database or disk is full",
+    "readonly database",
+    "busy",
+)
+
+
+def _is_sqlite_error(error: OperationalError) -> bool:
+    return type(error.orig).__module__.startswith("sqlite3")
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when ``error`` means the database is down or busy, not that the query is wrong."""
     if isinstance(error, DatabaseUnavailableError | PoolTimeoutError | ConnectionError):
         return True
+    if isinstance(error, OperationalError) and _is_sqlite_error(error):
+        # sqlite3 raises OperationalError for a missing table or bad SQL too:
+        # only lock and file trouble is an outage worth waiting out.
+        return any(marker in str(error.orig).lower() for marker in _SQLITE_OUTAGE_MARKERS)
     if isinstance(error, OperationalError | InterfaceError):
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
