@@ -32,6 +32,7 @@ async def test_two_replicas_deliver_each_event_once(
     idle = notifications_settings(
         database_url=settings.database_url,
         kafka_topic_prefix=f"{topic_prefix}idle.",
+        consumer_group="notifications-idle",  # no rebalance of the first replica's group
         webhook_endpoint_concurrency=1,
     )
     first, second = create_app(settings), create_app(idle)
