@@ -105,8 +105,13 @@ async def test_replay_and_recover_keep_the_webhook_id(harness: HarnessFactory) -
         events = [factories.checkin_missed(), factories.checkin_missed()]
         await h.publish(*events)
         for event in events:
+            # Settled: the webhook failed and the mentee's email is no longer pending either.
             await h.wait_message(
-                event.id, lambda m: [d["status"] for d in webhook_deliveries(m)] == ["failed"]
+                event.id,
+                lambda m: (
+                    [d["status"] for d in webhook_deliveries(m)] == ["failed"]
+                    and all(d["status"] != "pending" for d in m["deliveries"])
+                ),
             )
         failed = (await h.http.get("/v1/messages?status=failed", headers=h.headers)).json()
         healthy = True
