@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from shared.events.catalog.common import Role, TimeZoneName
 
@@ -249,7 +249,7 @@ class PreferenceIn(BaseModel):
 
 
 class PreferenceOut(BaseModel):
-    email: EmailStr
+    email: str = Field(description="The address as given (lower-cased).")
     delivery: Literal["immediate", "digest"]
     digest_day: str
     digest_hour: int
