@@ -78,7 +78,7 @@ def test_no_server_errors_and_answers_match_the_schema(
         max_examples=EXAMPLES_PER_OPERATION * len(operations),
         deadline=None,
         database=None,
-        # The same examples every run: CI stays reproducible; explore with --hypothesis-seed.
+        # The same examples every run, so CI is reproducible (flip it locally to explore).
         derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
