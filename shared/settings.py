@@ -138,6 +138,11 @@ class ServiceSettings(BaseSettings):
         """The full Kafka topic name for a logical topic, with this deployment's prefix."""
         return f"{self.kafka_topic_prefix}{name}"
 
+    def group(self, name: str) -> str:
+        """The consumer group id, namespaced like the topics so deployments sharing a
+        cluster (or tests sharing a broker) never join each other's groups."""
+        return f"{self.kafka_topic_prefix}{name}"
+
     def resolved_keys_file(self) -> Path:
         return self.auth_keys_file or self.data_dir / "keys" / "jwks.json"
 

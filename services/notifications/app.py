@@ -74,7 +74,7 @@ def create_app(
         ConsumerRunner(
             settings,
             topics=consumed,
-            group_id=settings.consumer_group,
+            group_id=settings.group(settings.consumer_group),
             handler=IntakeHandler(
                 runtime.database,
                 dispatcher.wake,

@@ -58,7 +58,7 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
         ConsumerRunner(
             settings,
             topics=[goals_topic],
-            group_id=settings.consumer_group,
+            group_id=settings.group(settings.consumer_group),
             handler=GoalEventHandler(
                 runtime.database,
                 runtime.outbox,
