@@ -33,6 +33,9 @@ token: install ## Mint a credential: make token TENANT=acme [SCOPES="goals:read 
 	@test -n "$(TENANT)" || (echo "usage: make token TENANT=name [SCOPES=...]" >&2; exit 2)
 	@$(PY) -m services.cli token --tenant "$(TENANT)" $(if $(SCOPES),--scopes "$(SCOPES)",)
 
+reliability: install ## Fault injection into real processes (kills, broker outage, crash windows)
+	$(PY) -m pytest -m reliability
+
 catalog: install ## Generate the event catalog (JSON Schemas, AsyncAPI 3.0) into docs/events
 	$(PY) -m shared.events.export docs/events
 
