@@ -16,10 +16,12 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy import MetaData
 
+from shared import faults
 from shared.auth.setup import build_verifier
 from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
 from shared.db.migrations import upgrade
+from shared.deadletters.store import DeadLetterStore
 from shared.http.idempotency import purge_expired
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics
@@ -71,6 +73,8 @@ class ServiceRuntime:
             retention=timedelta(hours=settings.outbox_retention_hours),
         )
         self.verifier: TokenVerifier = build_verifier(settings)
+        self.dead_letters = DeadLetterStore(self.database)
+        """Hand to every ConsumerRunner, so what it dead-letters shows in /v1/dead-letters."""
         self._components: list[Component] = []
         self._background: list[asyncio.Task[None]] = []
 
@@ -79,6 +83,7 @@ class ServiceRuntime:
         return component
 
     async def start(self) -> None:
+        faults.arm_from_environment(self.settings.environment)
         if self.settings.is_sqlite:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             Path(self.database.url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.signing import SecretBox
 from services.notifications.smtp import SmtpPool
 from services.notifications.webhook_sender import AttemptResult, WebhookSender
-from shared import metrics
+from shared import faults, metrics
 from shared.clock import Clock
 from shared.context import bound
 from shared.logs import get_logger
@@ -199,6 +199,8 @@ class Dispatcher:
             body=item.message.payload,
             extra_headers={str(k): str(v) for k, v in (endpoint.headers or {}).items()},
         )
+        if faults.armed:
+            await faults.reached("dispatcher.after_send")
         await self._recorder.record(item, result, started)
 
     def _secrets(self, endpoint: Endpoint) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from aiokafka.errors import KafkaError
 from sqlalchemy import Row, delete, func, select, update
 
-from shared import metrics
+from shared import faults, metrics
 from shared.db.database import Database, is_unavailable
 from shared.db.leader import Leadership
 from shared.db.tables import outbox
@@ -141,6 +141,8 @@ class OutboxRelay:
         self.idle.clear()
         results = await self._producer.send_many([_record(row) for row in rows])
         sent = _acknowledged_prefix(rows, results)
+        if sent and faults.armed:
+            await faults.reached("relay.after_publish")
         if sent:
             async with self._database.transaction() as session:
                 await session.execute(
