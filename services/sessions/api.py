@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.sessions.coaching import CoachingService
 from services.sessions.forecast import ForecastService
+from services.sessions.ranking import RiskRanking
 from services.sessions.schemas import (
     AcknowledgeOut,
     AcknowledgeRequest,
@@ -15,6 +16,7 @@ from services.sessions.schemas import (
     CheckinList,
     CheckinOut,
     Forecast,
+    GoalRiskPage,
     Instant,
     SessionCreate,
     SessionOut,
@@ -23,13 +25,16 @@ from services.sessions.schemas import (
 )
 from services.sessions.service import CheckinService
 from shared.auth.tokens import Principal
+from shared.events.catalog.goals import GoalStatus
 from shared.http.problems import problem_responses
+from shared.http.ratelimit import rate_limited
 from shared.http.security import require
 
 router = APIRouter(prefix="/v1")
 
 Reader = Annotated[Principal, Depends(require("sessions:read"))]
 Writer = Annotated[Principal, Depends(require("sessions:write"))]
+Ingesting = Annotated[Principal, Depends(rate_limited("sessions:write"))]
 GoalId = Annotated[str, Path(min_length=1, max_length=128, description="The goal's id.")]
 SessionId = Annotated[str, Path(min_length=1, max_length=128, description="The session's id.")]
 
@@ -49,9 +54,15 @@ def _forecasts(request: Request) -> ForecastService:
     return service
 
 
+def _ranking(request: Request) -> RiskRanking:
+    service: RiskRanking = request.app.state.ranking
+    return service
+
+
 Checkins = Annotated[CheckinService, Depends(_checkins)]
 Coaching = Annotated[CoachingService, Depends(_coaching)]
 Forecasts = Annotated[ForecastService, Depends(_forecasts)]
+Ranking = Annotated[RiskRanking, Depends(_ranking)]
 
 
 @router.post(
@@ -65,14 +76,35 @@ Forecasts = Annotated[ForecastService, Depends(_forecasts)]
         "else to the latest missed occurrence (late), else it is recorded as unscheduled. "
         "Honours `Idempotency-Key`."
     ),
-    responses=problem_responses(404, 409),
+    responses=problem_responses(404, 409, 429),
 )
 async def record_checkin(
-    payload: CheckinCreate, principal: Writer, service: Checkins, response: Response
+    payload: CheckinCreate, principal: Ingesting, service: Checkins, response: Response
 ) -> CheckinOut:
     checkin = await service.record(principal.tenant_id, payload)
     response.headers["Location"] = f"/v1/goals/{checkin.goal_id}/checkins"
     return checkin
+
+
+@router.get(
+    "/goals",
+    response_model=GoalRiskPage,
+    tags=["check-ins"],
+    summary="The tenant's goals ranked by at-risk score, highest first",
+    description=(
+        "The score is computed at the time of asking (as in `/goals/{id}/checkins`); "
+        "`status` keeps one goal status (e.g. `active`). Ties are ordered by goal id."
+    ),
+)
+async def rank_goals(
+    principal: Reader,
+    ranking: Ranking,
+    order: Annotated[Literal["risk"], Query(description="Only `risk` for now.")] = "risk",
+    status_filter: Annotated[GoalStatus | None, Query(alias="status")] = None,
+    cursor: Annotated[str | None, Query(max_length=600, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> GoalRiskPage:
+    return await ranking.page(principal.tenant_id, status=status_filter, cursor=cursor, limit=limit)
 
 
 @router.get(

@@ -18,6 +18,7 @@ from services.sessions.intake import GoalEventHandler
 from services.sessions.links import router as links_router
 from services.sessions.models import Base
 from services.sessions.planner import Rules
+from services.sessions.ranking import RiskRanking
 from services.sessions.scheduler import Scheduler
 from services.sessions.service import CheckinService
 from services.sessions.settings import SessionsSettings
@@ -82,4 +83,5 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
     app.state.checkins = CheckinService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
     app.state.coaching = CoachingService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
     app.state.forecasts = ForecastService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
+    app.state.ranking = RiskRanking(runtime, clock=clock)
     return app

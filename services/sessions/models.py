@@ -39,6 +39,7 @@ class GoalProjection(Base):
     """The sessions service's own copy of each goal (newer version wins) and its schedule state."""
 
     __tablename__ = "goal_projections"
+    __table_args__ = (Index("ix_goal_projections_tenant", "tenant_id", "status"),)
 
     goal_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))

@@ -55,6 +55,15 @@ class SessionsRepository:
         rows = (await self.session.execute(query)).scalars().all()
         return {row.goal_id: row for row in rows}
 
+    async def tenant_goals(
+        self, tenant_id: str, *, status: str | None = None
+    ) -> Sequence[GoalProjection]:
+        """Every goal of a tenant (of one goal status, if given), for ranking by risk."""
+        query = select(GoalProjection).where(GoalProjection.tenant_id == tenant_id)
+        if status is not None:
+            query = query.where(GoalProjection.status == status)
+        return (await self.session.execute(query)).scalars().all()
+
     async def existing_goal_ids(self, goal_ids: Iterable[str]) -> set[str]:
         ids = sorted(set(goal_ids))
         if not ids:

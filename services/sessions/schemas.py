@@ -218,3 +218,22 @@ class Forecast(BaseModel):
     until: datetime
     items: list[ForecastItem]
     truncated: bool = Field(description="True when more items fell before ``until``.")
+
+
+class GoalRiskOut(BaseModel):
+    goal_id: str
+    title: str
+    status: str = Field(description="The goal's status, as last heard from goals.")
+    schedule_state: str
+    mentee: str | None = Field(description="The mentee's name, when the goal has one.")
+    risk: Risk
+    current_streak: int
+    consecutive_misses: int
+    last_checkin_at: datetime | None
+
+
+class GoalRiskPage(BaseModel):
+    items: list[GoalRiskOut] = Field(description="Highest risk first; ties by goal id.")
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` for the next page; null on the last page."
+    )
