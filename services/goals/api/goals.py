@@ -14,7 +14,6 @@ from services.goals.api.deps import (
     GoalId,
     IdempotencyKey,
     IfMatch,
-    Ingesting,
     Reader,
     Service,
     Writer,
@@ -35,11 +34,11 @@ router = APIRouter(prefix="/v1", tags=["goals"])
     response_model=GoalOut,
     summary="Create a goal",
     description="Emits goal.created (the snapshot includes the milestones given here).",
-    responses=problem_responses(409, 429),
+    responses=problem_responses(409),
 )
 async def create_goal(
     payload: GoalCreate,
-    principal: Ingesting,
+    principal: Writer,
     service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -97,15 +96,12 @@ async def get_goal_by_ref(
     summary="Create or replace a goal by the integrator's id",
     description="201 when created, 200 when it existed. Emits goal.created, or goal.updated "
     "and milestone.created/updated for what changed (nothing when nothing changed).",
-    responses={
-        201: {"model": GoalOut, "description": "Created"},
-        **problem_responses(409, 412, 429),
-    },
+    responses={201: {"model": GoalOut, "description": "Created"}, **problem_responses(409, 412)},
 )
 async def upsert_goal(
     external_ref: ExternalRefPath,
     payload: GoalUpsert,
-    principal: Ingesting,
+    principal: Writer,
     service: Service,
     response: Response,
     if_match: IfMatch = None,
