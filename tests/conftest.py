@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.auth.keys import generate_key, write_jwks
-from shared.auth.tokens import ALL_SCOPES, TokenIssuer
+from shared.auth.tokens import TENANT_SCOPES, TokenIssuer
 from shared.devstack.broker import TansuBroker
 from shared.settings import ServiceSettings
 from tests.support import postgres
@@ -55,7 +55,7 @@ def issuer(private_jwk: dict[str, str]) -> TokenIssuer:
 
 @pytest.fixture(scope="session")
 def token(issuer: TokenIssuer) -> Callable[..., str]:
-    def mint(tenant: str = "acme", scopes: tuple[str, ...] = ALL_SCOPES) -> str:
+    def mint(tenant: str = "acme", scopes: tuple[str, ...] = TENANT_SCOPES) -> str:
         return issuer.mint(tenant, scopes=scopes)
 
     return mint
@@ -63,7 +63,7 @@ def token(issuer: TokenIssuer) -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def auth_headers(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
-    def headers(tenant: str = "acme", scopes: tuple[str, ...] = ALL_SCOPES) -> dict[str, str]:
+    def headers(tenant: str = "acme", scopes: tuple[str, ...] = TENANT_SCOPES) -> dict[str, str]:
         return {"Authorization": f"Bearer {token(tenant, scopes)}"}
 
     return headers

@@ -9,7 +9,7 @@ import typer
 
 from services.cli.settings import CliSettings
 from shared.auth.setup import build_issuer
-from shared.auth.tokens import ALL_SCOPES
+from shared.auth.tokens import TENANT_SCOPES
 from shared.settings import load_settings
 
 app = typer.Typer(help="Operate Followthrough.", no_args_is_help=True, add_completion=False)
@@ -23,9 +23,9 @@ def _root() -> None:
 @app.command()
 def token(
     tenant: Annotated[str, typer.Option(help="Tenant the credential acts for.")],
-    scopes: Annotated[str, typer.Option(help="Space-separated scopes; default all.")] = " ".join(
-        ALL_SCOPES
-    ),
+    scopes: Annotated[
+        str, typer.Option(help="Space-separated scopes; default all a tenant has (no operator).")
+    ] = " ".join(TENANT_SCOPES),
     ttl_days: Annotated[float, typer.Option(help="Days until it expires.", min=0.001)] = 30,
 ) -> None:
     """Mint a tenant credential signed with the deployment's newest private key."""

@@ -84,6 +84,7 @@ def create_app(
             ),
             producer=runtime.producer,
             service="notifications",
+            dead_letters=runtime.dead_letters,
         )
     )
     app = create_service_app(

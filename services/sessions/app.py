@@ -69,6 +69,7 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
             ),
             producer=runtime.producer,
             service="sessions",
+            dead_letters=runtime.dead_letters,
         )
     )
     app = create_service_app(

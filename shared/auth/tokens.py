@@ -27,7 +27,7 @@ import jwt
 CACHE_SIZE = 4096
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
-ALL_SCOPES: tuple[str, ...] = (
+TENANT_SCOPES: tuple[str, ...] = (
     "goals:read",
     "goals:write",
     "sessions:read",
@@ -35,6 +35,12 @@ ALL_SCOPES: tuple[str, ...] = (
     "notifications:read",
     "notifications:write",
 )
+"""What a tenant's credential holds by default."""
+
+OPERATOR_SCOPE = "operator"
+"""Widens what the operator APIs show to every tenant (dead letters), never granted by default."""
+
+ALL_SCOPES: tuple[str, ...] = (*TENANT_SCOPES, OPERATOR_SCOPE)
 
 
 class AuthError(Exception):
@@ -70,7 +76,7 @@ class TokenIssuer:
         self,
         tenant_id: str,
         *,
-        scopes: Iterable[str] = ALL_SCOPES,
+        scopes: Iterable[str] = TENANT_SCOPES,
         ttl: timedelta = timedelta(days=30),
         subject: str | None = None,
         now: datetime | None = None,

@@ -1,4 +1,4 @@
-"""Tables every service database has: the outbox, consumer dedupe and idempotency keys.
+"""Tables every service database has: outbox, consumer dedupe, idempotency keys, dead letters.
 
 They live in their own metadata and their own Alembic branch (``platform``),
 so each service's migrations create them once without copying their DDL.
@@ -7,6 +7,7 @@ so each service's migrations create them once without copying their DDL.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Index,
     Integer,
@@ -14,6 +15,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
+    UniqueConstraint,
     text,
 )
 
@@ -79,3 +82,38 @@ idempotency_keys = Table(
     Column("completed_at", UtcDateTime, nullable=True),
 )
 Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
+
+dead_letters = Table(
+    "dead_letters",
+    platform_metadata,
+    Column("id", String(36), primary_key=True),
+    Column("consumer_group", String(255), nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("event_id", String(128), nullable=True),
+    Column("event_type", String(100), nullable=True),
+    Column("tenant_id", String(64), nullable=True),
+    Column("record_key", LargeBinary, nullable=True),
+    Column("record_value", LargeBinary, nullable=False),
+    Column("record_headers", JsonType, nullable=False),
+    Column("dead_lettered_at", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("redriven_at", UtcDateTime, nullable=True),
+    # A record dead-lettered again after a crash (before its offset was committed) is one row.
+    UniqueConstraint(
+        "consumer_group",
+        "topic",
+        "source_partition",
+        "source_offset",
+        name="uq_dead_letters_source",
+    ),
+)
+Index(
+    "ix_dead_letters_tenant_id_dead_lettered_at",
+    dead_letters.c.tenant_id,
+    dead_letters.c.dead_lettered_at,
+)
+Index("ix_dead_letters_dead_lettered_at", dead_letters.c.dead_lettered_at)

@@ -2,8 +2,8 @@
 
 It wires what must be the same everywhere: the lifespan that starts and stops
 the runtime, problem+json errors, request context, body limit, idempotency
-keys, health, metrics, and an OpenAPI document in which every operation
-documents its error answers.
+keys, health, metrics, the dead-letter routes, and an OpenAPI document in
+which every operation documents its error answers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from shared.deadletters.api import dead_letters_router
+from shared.deadletters.service import DeadLetterService
 from shared.http import health
 from shared.http.idempotency import IdempotencyMiddleware
 from shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -60,6 +62,8 @@ def create_service_app(
     app.add_api_route("/metrics", _metrics, include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    app.state.dead_letters = DeadLetterService(runtime.database, runtime.producer)
+    app.include_router(dead_letters_router(runtime.service))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -30,6 +31,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from shared import faults, metrics
 from shared.context import bound
 from shared.db.database import is_unavailable
+from shared.deadletters.store import DeadLetterEntry, DeadLetterStore
 from shared.events import CloudEvent, EventError, parse_event
 from shared.kafka.config import client_options
 from shared.kafka.dead_letter import DeadLetter, dead_letter_record
@@ -90,6 +92,7 @@ class ConsumerRunner:
         service: str,
         max_event_bytes: int = 1_048_576,
         retry_delay: float = 0.2,
+        dead_letters: DeadLetterStore | None = None,
     ) -> None:
         self._settings = settings
         self._topics = list(topics)
@@ -99,6 +102,7 @@ class ConsumerRunner:
         self._service = service
         self._max_event_bytes = max_event_bytes
         self._retry_delay = retry_delay
+        self._dead_letters = dead_letters
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -330,7 +334,8 @@ class ConsumerRunner:
 
     async def _dead_letter(self, letter: DeadLetter, event: CloudEvent | None = None) -> None:
         record = letter.record
-        outbound = dead_letter_record(letter, group_id=self._group_id)
+        failed_at = datetime.now(UTC)
+        outbound = dead_letter_record(letter, group_id=self._group_id, failed_at=failed_at)
         backoff = self._retry_delay
         while True:
             try:
@@ -344,6 +349,8 @@ class ConsumerRunner:
                     ) from error
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        if self._dead_letters is not None:
+            await self._record(letter, event, failed_at)
         metrics.DEAD_LETTERED.labels(self._service, record.topic, letter.reason).inc()
         if event is not None:
             metrics.EVENTS_CONSUMED.labels(self._service, event.type, "dead_lettered").inc()
@@ -359,6 +366,51 @@ class ConsumerRunner:
             event_id=event.id if event else None,
             event_type=event.type if event else None,
         )
+
+    async def _record(
+        self, letter: DeadLetter, event: CloudEvent | None, failed_at: datetime
+    ) -> None:
+        """Keep the dead letter in the service's table for the operator API.
+
+        An outage is waited out like the dead-letter topic's; any other error is
+        logged and the consumer moves on: the record is safe on ``<topic>.dlq``,
+        and stalling every later message over the bookkeeping would be worse.
+        """
+        assert self._dead_letters is not None
+        record = letter.record
+        entry = DeadLetterEntry(
+            consumer_group=self._group_id,
+            topic=str(record.topic),
+            partition=int(record.partition),
+            offset=int(record.offset),
+            reason=letter.reason,
+            error=letter.error,
+            key=record.key,
+            value=record.value or b"",
+            headers=list(record.headers or ()),
+            dead_lettered_at=failed_at,
+            event=event,
+        )
+        backoff = self._retry_delay
+        while True:
+            try:
+                await self._dead_letters.record(entry)
+                return
+            except Exception as error:
+                if not is_unavailable(error):
+                    log.error(
+                        "consumer.dead_letter.unrecorded",
+                        group=self._group_id,
+                        topic=record.topic,
+                        offset=record.offset,
+                        error=repr(error),
+                    )
+                    return
+                log.warning("consumer.dead_letter.store_unavailable", error=repr(error))
+                if self._stopping.is_set():
+                    raise _Abandoned("stopping while the database is away") from error
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the runner is told to stop."""

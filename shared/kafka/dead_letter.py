@@ -33,7 +33,9 @@ class DeadLetter:
     error: str
 
 
-def dead_letter_record(letter: DeadLetter, *, group_id: str) -> OutboundRecord:
+def dead_letter_record(
+    letter: DeadLetter, *, group_id: str, failed_at: datetime | None = None
+) -> OutboundRecord:
     """The record to publish on the source topic's dead-letter topic.
 
     ``dlq-*`` headers from an earlier trip through a dead-letter topic (a
@@ -52,7 +54,7 @@ def dead_letter_record(letter: DeadLetter, *, group_id: str) -> OutboundRecord:
         ("dlq-source-partition", str(record.partition).encode()),
         ("dlq-source-offset", str(record.offset).encode()),
         ("dlq-consumer-group", group_id.encode()),
-        ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
+        ("dlq-failed-at", (failed_at or datetime.now(UTC)).isoformat().encode()),
     ]
     return OutboundRecord(
         topic=dlq_topic(str(record.topic)),

@@ -224,7 +224,7 @@ def test_the_token_command_mints_with_the_deployment_keys(
     principal = _verifier(key_one).verify(minted.output.strip())
     assert (principal.tenant_id, principal.scopes) == ("acme", frozenset({"goals:read"}))
     everything = runner.invoke(cli, ["token", "--tenant", "acme"], env=env)
-    assert _verifier(key_one).verify(everything.output.strip()).scopes == set(tokens.ALL_SCOPES)
+    assert _verifier(key_one).verify(everything.output.strip()).scopes == set(tokens.TENANT_SCOPES)
     for args in (["--tenant", "Bad Tenant"], ["--tenant", "acme", "--scopes", "goals:admin"]):
         refused = runner.invoke(cli, ["token", *args], env=env)
         assert refused.exit_code == 2

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 
+from shared.db.database import Database
+from shared.deadletters.store import (
+    DeadLetterEntry,
+    DeadLetterRepository,
+    DeadLetterStore,
+    stored_record,
+)
 from tests.shared.kafka.conftest import Workbench
 from tests.support.consumers import RecordingHandler, metric, running
 from tests.support.events import endpoint_disabled
 from tests.support.kafka import produce, read_records
+from tests.support.waiting import eventually
 
 HEADERS = [("traceparent", b"00-abc-01"), ("content-type", b"application/cloudevents+json")]
 
@@ -93,3 +101,72 @@ async def test_permanent_handler_error_is_dead_lettered_without_retries(bench: W
     assert b"PermanentHandlerError" in headers_of(letter)["dlq-error"]
     assert handler.attempts_alone("evt-0002") == 1
     assert "evt-0002" not in handler.handled
+
+
+async def test_dead_letters_are_kept_in_the_service_table_once_per_source_record(
+    bench: Workbench, database: Database
+) -> None:
+    store = DeadLetterStore(database)
+    await produce(
+        bench.bootstrap,
+        bench.topic,
+        [good(1), b"{not json", good(2)],
+        key=b"goal-1",
+        headers=HEADERS,
+    )
+    handler = RecordingHandler(permanent={"evt-0002"})
+    async with running(bench.runner(handler, dead_letters=store)):
+        await handler.wait_handled(["evt-0001"])
+
+        async def both_kept() -> bool:
+            async with database.reader() as session:
+                rows = await DeadLetterRepository(session).page(
+                    tenant_id=None, status=None, before=None, limit=10
+                )
+            return len(rows) == 2
+
+        await eventually(both_kept, what="two dead letters in the table")
+
+    async with database.reader() as session:
+        rows = await DeadLetterRepository(session).page(
+            tenant_id=None, status=None, before=None, limit=10
+        )
+    by_offset = {row.source_offset: row for row in rows}
+    malformed, failed = by_offset[1], by_offset[2]
+    assert (malformed.reason, malformed.tenant_id, malformed.event_id) == (
+        "malformed_json",
+        None,
+        None,
+    )
+    assert (failed.reason, failed.tenant_id, failed.event_id, failed.event_type) == (
+        "handler_failed",
+        "acme",
+        "evt-0002",
+        "endpoint.disabled",
+    )
+    assert "PermanentHandlerError" in failed.error
+    assert failed.consumer_group == f"{bench.topic}.group"
+    assert failed.status == "dead"
+    record = stored_record(failed)
+    assert (record.topic, record.key, record.value) == (bench.topic, b"goal-1", good(2))
+    assert record.headers == HEADERS
+
+    # Dead-lettered again after a crash before the commit: still one row for that offset.
+    entry = DeadLetterEntry(
+        consumer_group=failed.consumer_group,
+        topic=bench.topic,
+        partition=0,
+        offset=2,
+        reason="handler_failed",
+        error="again",
+        key=b"goal-1",
+        value=good(2),
+        headers=[*HEADERS, ("dlq-reason", b"handler_failed")],
+        dead_lettered_at=datetime.now(UTC),
+    )
+    await store.record(entry)
+    async with database.reader() as session:
+        again = await DeadLetterRepository(session).page(
+            tenant_id=None, status=None, before=None, limit=10
+        )
+    assert sorted(row.id for row in again) == sorted(row.id for row in rows)
