@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 from services.notifications.operations import OperationsService
 from services.notifications.schemas import (
     NO_NUL,
+    DeliveryOutcomes,
     MessageDetail,
     MessagePage,
     RecoverAccepted,
@@ -105,6 +106,21 @@ async def recover_endpoint(
     operations: Operations,
 ) -> RecoverAccepted:
     return await operations.recover(principal.tenant_id, endpoint_id, since)
+
+
+@router.get(
+    "/deliveries/outcomes",
+    response_model=DeliveryOutcomes,
+    summary="Deliveries by status, per hour, over the last hours (24 by default)",
+    description="Each delivery counts once, in the hour it last changed (succeeded, failed "
+    "for good, pending its next attempt, cancelled, suppressed, superseded by a replay).",
+)
+async def delivery_outcomes(
+    principal: Reader,
+    operations: Operations,
+    hours: Annotated[int, Query(ge=1, le=168)] = 24,
+) -> DeliveryOutcomes:
+    return await operations.outcomes(principal.tenant_id, hours)
 
 
 @router.get(

@@ -69,6 +69,7 @@ class Delivery(Base):
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_message", "message_id"),
         Index("ix_deliveries_endpoint", "endpoint_id", "created_at"),
+        Index("ix_deliveries_tenant_updated", "tenant_id", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.notifications.intake import new_delivery
@@ -22,9 +22,11 @@ from services.notifications.repository import (
 from services.notifications.schemas import (
     AttemptOut,
     DeliveryOut,
+    DeliveryOutcomes,
     MessageDetail,
     MessagePage,
     MessageSummary,
+    OutcomeBucket,
     RecoverAccepted,
     ReplayAccepted,
     Routing,
@@ -37,6 +39,8 @@ from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
 RECOVER_LIMIT = 10_000
+OUTCOME_ORDER = ("succeeded", "failed", "pending", "cancelled", "suppressed", "superseded")
+HOUR = timedelta(hours=1)
 
 
 def message_status(statuses: list[str]) -> str:
@@ -229,6 +233,33 @@ class OperationsService:
         log.info("endpoint.recovered", endpoint_id=endpoint_id, deliveries=len(created))
         return RecoverAccepted(
             endpoint_id=endpoint_id, since=since, deliveries=[d.id for d in created]
+        )
+
+    async def outcomes(self, tenant_id: str, hours: int) -> DeliveryOutcomes:
+        """Deliveries by status, per hour, for the last ``hours`` (the current hour included).
+
+        A delivery counts once, in the hour it last changed: a success when it
+        succeeded, a failure when it failed for good, pending while it waits for
+        its next attempt, superseded once a replay or recover took its place.
+        """
+        now = self._clock.now()
+        first = now.replace(minute=0, second=0, microsecond=0) - (hours - 1) * HOUR
+        edges = [first + n * HOUR for n in range(hours)] + [now + timedelta(microseconds=1)]
+        async with self._db.reader() as session:
+            counts = await NotificationsRepository(session).delivery_outcomes(tenant_id, edges)
+        statuses = [s for s in OUTCOME_ORDER if s in counts] + sorted(
+            s for s in counts if s not in OUTCOME_ORDER
+        )
+        return DeliveryOutcomes(
+            since=first,
+            until=now,
+            bucket_seconds=int(HOUR.total_seconds()),
+            statuses=statuses,
+            totals={status: sum(counts[status]) for status in statuses},
+            buckets=[
+                OutcomeBucket(start=edges[n], counts={s: counts[s][n] for s in statuses})
+                for n in range(hours)
+            ],
         )
 
     async def routing(self, tenant_id: str, event_id: str) -> Routing:

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, exists, func, insert, or_, select, text, update
+from sqlalchemy import (
+    CursorResult,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.models import Attempt, Delivery, Endpoint, Message
@@ -161,6 +173,29 @@ class NotificationsRepository:
             .limit(limit)
         )
         return [(code is not None and 200 <= code < 300, latency) for code, latency in rows]
+
+    async def delivery_outcomes(
+        self, tenant_id: str, edges: Sequence[datetime]
+    ) -> dict[str, list[int]]:
+        """Per status, how many of the tenant's deliveries last changed in each [edge, next edge).
+
+        One query: a conditional sum per bucket, so it needs no date function that
+        SQLite and PostgreSQL spell differently.
+        """
+        buckets = [
+            func.sum(case((and_(Delivery.updated_at >= lo, Delivery.updated_at < hi), 1), else_=0))
+            for lo, hi in pairwise(edges)
+        ]
+        rows = await self._session.execute(
+            select(Delivery.status, *buckets)
+            .where(
+                Delivery.tenant_id == tenant_id,
+                Delivery.updated_at >= edges[0],
+                Delivery.updated_at < edges[-1],
+            )
+            .group_by(Delivery.status)
+        )
+        return {str(row[0]): [int(count or 0) for count in row[1:]] for row in rows}
 
     # Messages
 

@@ -3,6 +3,8 @@ and statistics, all tenant-scoped."""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
@@ -91,7 +93,9 @@ async def test_routing_explains_every_target(harness: HarnessFactory) -> None:
     assert missing.status_code == 404
 
 
-async def test_replay_and_recover_keep_the_webhook_id(harness: HarnessFactory) -> None:
+async def test_replay_and_recover_keep_the_webhook_id(
+    harness: HarnessFactory, auth_headers: Any
+) -> None:
     healthy = False
 
     def respond(_: Any) -> Reply:
@@ -141,6 +145,28 @@ async def test_replay_and_recover_keep_the_webhook_id(harness: HarnessFactory) -
             ),
         )
         stats = (await h.http.get(f"/v1/endpoints/{endpoint_id}/stats", headers=h.headers)).json()
+        settled = [await h.message(event.id) for event in events]
+        outcomes = (await h.http.get("/v1/deliveries/outcomes", headers=h.headers)).json()
+        then = h.clock.now()
+        await h.clock.set(then + timedelta(hours=2))
+        later = (await h.http.get("/v1/deliveries/outcomes?hours=3", headers=h.headers)).json()
+        foreign = await h.http.get("/v1/deliveries/outcomes", headers=auth_headers("globex"))
+        too_long = await h.http.get("/v1/deliveries/outcomes?hours=169", headers=h.headers)
+    # Outcomes per hour: every delivery once, by its status, in the hour it last changed.
+    expected = Counter(d["status"] for m in settled if m for d in m["deliveries"])
+    assert expected == {"succeeded": 4, "superseded": 2}  # 2 resent webhooks, 2 emails
+    assert outcomes["totals"] == dict(expected)
+    assert outcomes["statuses"] == ["succeeded", "superseded"]
+    assert len(outcomes["buckets"]) == 24
+    assert outcomes["buckets"][-1]["counts"] == dict(expected)
+    assert [b["counts"] for b in later["buckets"]] == [
+        dict(expected),
+        {"succeeded": 0, "superseded": 0},
+        {"succeeded": 0, "superseded": 0},
+    ]
+    assert datetime.fromisoformat(later["buckets"][0]["start"]) <= then
+    assert foreign.json()["totals"] == {}
+    assert too_long.status_code == 422
     assert {m["id"] for m in failed["items"]} >= {e.id for e in events}
     assert len(recover.json()["deliveries"]) == 1
     resent = next(d for d in webhook_deliveries(recovered) if d["status"] == "succeeded")
