@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -71,6 +71,19 @@ class ServiceSettings(BaseSettings):
     auth_leeway_seconds: int = Field(default=30, ge=0, le=600)
 
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    tenant_rate_limit_per_second: float | None = Field(
+        default=5000.0,
+        gt=0,
+        le=1_000_000,
+        description="Ingestion per tenant and process: units (a batched event, a goal written, "
+        "a check-in) a second; unset turns the limit off.",
+    )
+    tenant_rate_limit_burst_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="How many seconds of the rate a tenant may save up."
+    )
+    tenant_rate_limits: dict[str, Annotated[float, Field(gt=0, le=1_000_000)]] = Field(
+        default_factory=dict, description='Per-tenant rates, e.g. {"acme": 50}.'
+    )
     link_signing_secret: SecretStr = SecretStr("development-link-secret-change-me")
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",

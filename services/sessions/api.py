@@ -27,12 +27,14 @@ from services.sessions.service import CheckinService
 from shared.auth.tokens import Principal
 from shared.events.catalog.goals import GoalStatus
 from shared.http.problems import problem_responses
+from shared.http.ratelimit import rate_limited
 from shared.http.security import require
 
 router = APIRouter(prefix="/v1")
 
 Reader = Annotated[Principal, Depends(require("sessions:read"))]
 Writer = Annotated[Principal, Depends(require("sessions:write"))]
+Ingesting = Annotated[Principal, Depends(rate_limited("sessions:write"))]
 GoalId = Annotated[str, Path(min_length=1, max_length=128, description="The goal's id.")]
 SessionId = Annotated[str, Path(min_length=1, max_length=128, description="The session's id.")]
 
@@ -74,10 +76,10 @@ Ranking = Annotated[RiskRanking, Depends(_ranking)]
         "else to the latest missed occurrence (late), else it is recorded as unscheduled. "
         "Honours `Idempotency-Key`."
     ),
-    responses=problem_responses(404, 409),
+    responses=problem_responses(404, 409, 429),
 )
 async def record_checkin(
-    payload: CheckinCreate, principal: Writer, service: Checkins, response: Response
+    payload: CheckinCreate, principal: Ingesting, service: Checkins, response: Response
 ) -> CheckinOut:
     checkin = await service.record(principal.tenant_id, payload)
     response.headers["Location"] = f"/v1/goals/{checkin.goal_id}/checkins"

@@ -23,6 +23,7 @@ from shared.http import health
 from shared.http.idempotency import IdempotencyMiddleware
 from shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from shared.http.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
+from shared.http.ratelimit import TenantRateLimiter
 from shared.runtime import ServiceRuntime
 
 COMMON_ERROR_STATUSES = (400, 401, 403, 413, 422, 500, 503)
@@ -54,6 +55,7 @@ def create_service_app(
     )
     app.state.runtime = runtime
     app.state.verifier = runtime.verifier
+    app.state.rate_limiter = TenantRateLimiter.from_settings(runtime.settings)
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)

@@ -4,8 +4,8 @@ The first request with a key runs and its response (2xx or 4xx) is stored
 against (tenant, key) with a hash of the request; a retry with the same key
 and the same request gets that response replayed (``Idempotent-Replayed:
 true``), the same key with a different request answers 422, and a retry while
-the first is still running answers 409. A 5xx is not stored, so the client
-may retry. A key is claimed before the request runs, so two concurrent
+the first is still running answers 409. A 5xx or a 429 (rate limited) is not
+stored, so the client may retry. A key is claimed before the request runs, so two concurrent
 requests with one key never both run. The response is stored before it is
 sent, so a client that retries the moment it has an answer gets the replay,
 never a spurious "still in progress".
@@ -117,7 +117,7 @@ class IdempotencyMiddleware:
         except BaseException:
             await _release(database, tenant, key)
             raise
-        if status >= 500:
+        if status >= 500 or status == 429:  # worth retrying: never replay it
             await _release(database, tenant, key)
         else:
             async with database.transaction() as session:

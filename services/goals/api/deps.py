@@ -14,10 +14,13 @@ from services.goals.work import etag
 from shared.auth.tokens import Principal
 from shared.events.catalog.goals import GoalSnapshot
 from shared.http.idempotency import KEY_PATTERN
+from shared.http.ratelimit import rate_limited
 from shared.http.security import require
 
 Reader = Annotated[Principal, Depends(require("goals:read"))]
 Writer = Annotated[Principal, Depends(require("goals:write"))]
+Ingesting = Annotated[Principal, Depends(rate_limited("goals:write"))]
+"""A writer whose request counts against its tenant's ingestion rate (429 beyond it)."""
 
 
 def get_service(request: Request) -> GoalsService:

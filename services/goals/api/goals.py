@@ -14,6 +14,7 @@ from services.goals.api.deps import (
     GoalId,
     IdempotencyKey,
     IfMatch,
+    Ingesting,
     Reader,
     Service,
     Writer,
@@ -34,11 +35,11 @@ router = APIRouter(prefix="/v1", tags=["goals"])
     response_model=GoalOut,
     summary="Create a goal",
     description="Emits goal.created (the snapshot includes the milestones given here).",
-    responses=problem_responses(409),
+    responses=problem_responses(409, 429),
 )
 async def create_goal(
     payload: GoalCreate,
-    principal: Writer,
+    principal: Ingesting,
     service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -96,12 +97,15 @@ async def get_goal_by_ref(
     summary="Create or replace a goal by the integrator's id",
     description="201 when created, 200 when it existed. Emits goal.created, or goal.updated "
     "and milestone.created/updated for what changed (nothing when nothing changed).",
-    responses={201: {"model": GoalOut, "description": "Created"}, **problem_responses(409, 412)},
+    responses={
+        201: {"model": GoalOut, "description": "Created"},
+        **problem_responses(409, 412, 429),
+    },
 )
 async def upsert_goal(
     external_ref: ExternalRefPath,
     payload: GoalUpsert,
-    principal: Writer,
+    principal: Ingesting,
     service: Service,
     response: Response,
     if_match: IfMatch = None,

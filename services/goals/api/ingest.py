@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from services.goals.api.deps import IdempotencyKey, Ingestor, Writer
 from services.goals.ingest_schemas import BATCH_EXAMPLE, MAX_BATCH, BatchResult, IngestEvent
 from shared.http.problems import ProblemError, problem_responses
+from shared.http.ratelimit import charge
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 BATCH_MEDIA_TYPES = ("application/json", "application/cloudevents-batch+json")
@@ -46,7 +47,7 @@ _OPENAPI_BODY = {
     "is applied in order in one transaction. Every event an item causes carries the item's "
     "id as causation id and its correlationid (else the request's) as correlation id.",
     openapi_extra=_OPENAPI_BODY,
-    responses=problem_responses(415),
+    responses=problem_responses(415, 429),
 )
 async def ingest_events(
     request: Request,
@@ -69,6 +70,7 @@ async def ingest_events(
         raise _invalid_body("body must be a JSON array of CloudEvents")
     if not 1 <= len(items) <= MAX_BATCH:
         raise _invalid_body(f"a batch holds 1 to {MAX_BATCH} events, not {len(items)}")
+    charge(request, principal.tenant_id, len(items))  # each event counts, not the request
     return await ingestor.ingest(principal.tenant_id, items)
 
 

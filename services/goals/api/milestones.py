@@ -10,6 +10,7 @@ from services.goals.api.deps import (
     GoalId,
     IdempotencyKey,
     IfMatch,
+    Ingesting,
     MilestoneId,
     Reader,
     Service,
@@ -154,12 +155,12 @@ async def skip_milestone(
     response_model=GoalOut,
     summary="Report progress",
     description="Records a progress report (0-100 %) and emits progress.reported.",
-    responses=problem_responses(404, 409, 412),
+    responses=problem_responses(404, 409, 412, 429),
 )
 async def report_progress(
     goal_id: GoalId,
     payload: ProgressCreate,
-    principal: Writer,
+    principal: Ingesting,
     service: Service,
     response: Response,
     if_match: IfMatch = None,
