@@ -26,6 +26,7 @@ PATH_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,
 OPERATORS = frozenset({"$eq", "$ne", "$in", "$nin", "$exists"})
 MAX_CONDITIONS = 20
 MAX_LIST = 100
+MAX_STRING = 1000
 _MISSING = object()
 
 
@@ -44,7 +45,8 @@ def type_matches(filters: Iterable[str], event_type: str) -> bool:
 
 def _scalar(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" not in value  # JSON columns on PostgreSQL cannot store NUL
+        # JSON columns on PostgreSQL cannot store NUL; a filter value is a short token.
+        return "\x00" not in value and len(value) <= MAX_STRING
     return value is None or isinstance(value, int | float | bool)
 
 
@@ -59,7 +61,10 @@ def payload_filter_errors(spec: Mapping[str, Any]) -> list[str]:
             continue
         if not isinstance(condition, Mapping):
             if not _scalar(condition):
-                errors.append(f"{path!r}: shorthand value must be a string, number, bool or null")
+                errors.append(
+                    f"{path!r}: shorthand value must be a string (at most {MAX_STRING} "
+                    "characters), number, bool or null"
+                )
             continue
         if not condition:
             errors.append(f"{path!r}: empty condition")

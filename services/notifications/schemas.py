@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints
 
 from shared.events.catalog.common import Role, TimeZoneName
 
@@ -25,6 +25,7 @@ EventTypeFilter = Annotated[
 HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")]
 HeaderValue = Annotated[str, Field(max_length=1000, pattern=r"^[^\r\n\x00]*$")]
 EventType = Annotated[str, Field(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=100)]
+WebhookUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048)]
 HourMinute = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["22:00"])]
 
 PAYLOAD_FILTER_DOC = (
@@ -37,7 +38,7 @@ PAYLOAD_FILTER_DOC = (
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl = Field(examples=["https://example.com/webhooks/followthrough"])
+    url: WebhookUrl = Field(examples=["https://example.com/webhooks/followthrough"])
     description: SafeText | None = Field(default=None, max_length=500)
     event_types: list[EventTypeFilter] = Field(
         default_factory=list,
@@ -56,7 +57,7 @@ class EndpointCreate(BaseModel):
 class EndpointPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl | None = None
+    url: WebhookUrl | None = None
     description: SafeText | None = Field(default=None, max_length=500)
     event_types: list[EventTypeFilter] | None = Field(default=None, max_length=100)
     payload_filter: dict[str, Any] | None = Field(default=None, description=PAYLOAD_FILTER_DOC)

@@ -14,8 +14,8 @@ import httpx
 from services.goals.settings import GoalsSettings
 from services.sessions.settings import SessionsSettings
 from shared.http.ratelimit import MAX_TRACKED_TENANTS, TenantRateLimiter
-from tests.security.conftest import StackFactory
 from tests.services.goals.fixtures import goal_body
+from tests.support.stack import StackFactory
 
 
 class Ticks:
