@@ -142,8 +142,37 @@ async def _on_validation(request: Request, error: Exception) -> Response:
     )
 
 
+def _unreadable_body(error: StarletteHTTPException) -> str | None:
+    """Why FastAPI could not parse a JSON body, when its generic 400 hides it.
+
+    A JSON decode error is already a validation error; invalid UTF-8 and nesting
+    deeper than the parser's recursion limit arrive as a bare 400 "error parsing
+    the body", which would name no field.
+    """
+    cause = error.__cause__
+    if error.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return "body is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "body nests JSON too deeply"
+    if isinstance(cause, ValueError):
+        return "body is not valid JSON"
+    return None
+
+
 async def _on_http(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    unreadable = _unreadable_body(error)
+    if unreadable is not None:
+        return problem_response(
+            422,
+            detail=f"body: {unreadable}",
+            slug="validation-error",
+            title="Request validation failed",
+            instance=request.url.path,
+            errors=[{"field": "body", "message": unreadable}],
+        )
     return problem_response(
         error.status_code,
         detail=str(error.detail) if error.detail else None,
