@@ -9,10 +9,10 @@ which is right for events and wrong for requests.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from shared.events.catalog.common import Participant, Role, ShortText, TimeZoneName
 from shared.events.catalog.policy import (
@@ -23,6 +23,7 @@ from shared.events.catalog.policy import (
     QuietHours,
     RRuleCadence,
     WeeklyCadence,
+    check_rrule_fires_from,
 )
 
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
@@ -124,6 +125,15 @@ class CheckinPolicyIn(CheckinPolicy):
     escalation: list[EscalationStepIn] = Field(  # type: ignore[assignment]
         default_factory=list, max_length=10
     )
+
+    @model_validator(mode="after")
+    def _fires_at_its_time(self) -> Self:
+        """An RRULE must be able to fire from this policy's own first day and time of day."""
+        if isinstance(self.cadence, RRuleCadence):
+            first_day = self.starts_on or date(2000, 1, 1)
+            start = datetime.combine(first_day, self.time_of_day, tzinfo=UTC)
+            check_rrule_fires_from(self.cadence.rrule, start)
+        return self
 
     def to_event(self) -> CheckinPolicy:
         return CheckinPolicy.model_validate(self.model_dump())

@@ -175,7 +175,12 @@ def _rrule_times(
         start = previous
     # An aware DTSTART lets UNTIL (always UTC, see check_rrule) compare correctly;
     # results are stripped back to nominal wall-clock times.
-    rule = rrulestr(f"RRULE:{text}", dtstart=start.replace(tzinfo=zone), cache=False)
+    try:
+        rule = rrulestr(f"RRULE:{text}", dtstart=start.replace(tzinfo=zone), cache=False)
+    except ValueError:
+        # dateutil refuses a rule that can never fire from this DTSTART (e.g. every 48 h
+        # at midnight from a 09:00 start): no occurrence, not a failure on every event.
+        return
     assert isinstance(rule, rrule)
     for scanned, moment in enumerate(rule, start=1):
         if scanned > _RRULE_SCAN_LIMIT:

@@ -61,6 +61,27 @@ def check_rrule(value: str) -> str:
     return canonical
 
 
+def check_rrule_fires_from(rule: str, start: datetime) -> None:
+    """Refuse a rule (already through :func:`check_rrule`) that never fires from ``start``.
+
+    The probe in :func:`check_rrule` anchors every rule at one fixed instant, but
+    whether a rule can fire at all may depend on its real anchor: every 48 hours
+    at midnight fires from a midnight start and never from 09:00. Writers check
+    the policy's own first day and time of day with this before accepting it.
+    """
+    try:
+        first = rrulestr(f"RRULE:{rule}", dtstart=start, forceset=False, cache=False).after(
+            start, inc=True
+        )
+    except (ValueError, TypeError, OverflowError):
+        first = None
+    if first is None:
+        raise ValueError(
+            f"the RRULE never fires from {start.date().isoformat()} at its "
+            f"time_of_day {start.time().isoformat(timespec='minutes')}"
+        )
+
+
 def rrule_until(rule: str) -> datetime | None:
     """The UNTIL instant of a rule that passed :func:`check_rrule`, if it has one.
 
