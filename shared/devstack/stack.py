@@ -1,6 +1,7 @@
 """``make run``: the whole embedded stack in the foreground, as plain processes.
 
-Starts the Tansu broker, the SMTP sink and the three services, waits until
+Starts the Tansu broker, the SMTP sink, the three services and the console
+(which talks to the services over their HTTP APIs only), waits until
 each answers, and on Ctrl-C or SIGTERM stops them all in reverse order. Every
 child asks the kernel to signal it if this supervisor dies, and pid files
 from a run that crashed are checked and cleaned up at the next start, so a
@@ -45,6 +46,7 @@ class StackSettings(BaseSettings):
     goals_port: int = Field(default=8001, ge=1, le=65535)
     sessions_port: int = Field(default=8002, ge=1, le=65535)
     notifications_port: int = Field(default=8003, ge=1, le=65535)
+    console_port: int = Field(default=8004, ge=1, le=65535)
     data_dir: Path = Path(".data")
     start_timeout: float = 60.0
     log_format: LogFormat = "auto"
@@ -147,7 +149,25 @@ class Stack:
                 s.notifications_port,
                 "/healthz",
             ),
+            Child(
+                "console",
+                [python, "-m", "services.console"],
+                self._console_env(),
+                s.console_port,
+                "/healthz",
+            ),
         ]
+
+    def _console_env(self) -> dict[str, str]:
+        s = self.settings
+        env = self._service_env("CONSOLE", s.console_port)
+        for service, port in (
+            ("GOALS", s.goals_port),
+            ("SESSIONS", s.sessions_port),
+            ("NOTIFICATIONS", s.notifications_port),
+        ):
+            env.setdefault(f"CONSOLE_{service}_URL", f"http://{s.host}:{port}")
+        return env
 
     def clean_stale(self) -> None:
         """Stop what a crashed earlier run left behind, found through its pid files."""
@@ -185,6 +205,7 @@ class Stack:
             (s.goals_port, "goals"),
             (s.sessions_port, "sessions"),
             (s.notifications_port, "notifications"),
+            (s.console_port, "console"),
         ]:
             if port_open(s.host, port):
                 raise SystemExit(f"port {s.host}:{port} for the {what} is already in use")
@@ -205,6 +226,7 @@ class Stack:
             goals=f"http://{s.host}:{s.goals_port}",
             sessions=f"http://{s.host}:{s.sessions_port}",
             notifications=f"http://{s.host}:{s.notifications_port}",
+            console=f"http://{s.host}:{s.console_port}",
             mail_dir=str(s.data_dir / "mail"),
             hint="make token TENANT=acme",
         )

@@ -23,7 +23,7 @@ from shared.devstack.processes import free_port, process_cmdline, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SERVICES = ("goals", "sessions", "notifications")
+SERVICES = ("goals", "sessions", "notifications", "console")
 CHILDREN = ("broker", "smtp-sink", *SERVICES)
 
 
@@ -117,7 +117,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         name: value
         for name, value in os.environ.items()
         if not name.upper().startswith(
-            ("STACK_", "FOLLOWTHROUGH_", "GOALS_", "SESSIONS_", "NOTIFICATIONS_")
+            ("STACK_", "FOLLOWTHROUGH_", "GOALS_", "SESSIONS_", "NOTIFICATIONS_", "CONSOLE_")
         )
     }
     env.update({f"STACK_{name.upper()}_PORT": str(port) for name, port in ports.items()})
