@@ -10,11 +10,15 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.services.notifications import factories
 from tests.services.notifications.conftest import HarnessFactory
 from tests.support.receiver import Reply, running_receiver
+
+# About HTTP and the guard, not the database: once is enough.
+SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -90,6 +94,7 @@ async def first_attempt(h: Any, url: str) -> dict[str, Any]:
     return dict(delivery["attempt_log"][0])
 
 
+@SQLITE_ONLY
 async def test_connection_reset_is_a_failed_attempt(harness: HarnessFactory) -> None:
     async with raw_server(reset) as url, harness() as h:
         attempt = await first_attempt(h, url)
@@ -97,6 +102,7 @@ async def test_connection_reset_is_a_failed_attempt(harness: HarnessFactory) -> 
     assert attempt["error"]
 
 
+@SQLITE_ONLY
 async def test_trickling_body_hits_the_total_deadline(harness: HarnessFactory) -> None:
     async with raw_server(trickle) as url, harness(webhook_timeout_seconds=1.5) as h:
         attempt = await first_attempt(h, url)
@@ -104,6 +110,7 @@ async def test_trickling_body_hits_the_total_deadline(harness: HarnessFactory) -
     assert attempt["error"] == "timed out after 1.5 s"
 
 
+@SQLITE_ONLY
 async def test_hanging_endpoint_times_out(harness: HarnessFactory) -> None:
     release = asyncio.Event()
 
@@ -149,6 +156,7 @@ async def test_hanging_endpoint_does_not_delay_a_healthy_one(harness: HarnessFac
         Webhook(secret).verify(request.body, request.headers)
 
 
+@SQLITE_ONLY
 async def test_rate_limit_spaces_deliveries_to_one_endpoint(harness: HarnessFactory) -> None:
     async with running_receiver() as limited, running_receiver() as free, harness() as h:
         limited_id, _ = await h.create_endpoint(limited.url, rate_limit_per_second=4)

@@ -19,6 +19,9 @@ import pytest
 from services.notifications.ssrf import AddressPolicy, BlockedAddressError, Guard, literal_address
 from tests.services.notifications.conftest import HarnessFactory
 
+# About HTTP and the guard, not the database: once is enough.
+SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+
 REFUSED = [
     "127.0.0.1",
     "127.1",
@@ -116,6 +119,7 @@ def problem_field(response: Any) -> str:
     return str(response.json()["errors"][0]["field"])
 
 
+@SQLITE_ONLY
 async def test_registration_refuses_without_connecting(harness: HarnessFactory) -> None:
     hosts = {"internal.example.test": ["10.0.0.1"], "localhost": ["127.0.0.1"]}
 
@@ -143,6 +147,7 @@ async def test_registration_refuses_without_connecting(harness: HarnessFactory) 
     assert listener.connections == 0
 
 
+@SQLITE_ONLY
 async def test_https_is_required_unless_allowed(harness: HarnessFactory) -> None:
     async with harness(webhook_allow_http=False) as h:
         response = await h.http.post(
@@ -152,6 +157,7 @@ async def test_https_is_required_unless_allowed(harness: HarnessFactory) -> None
         assert "https" in response.json()["detail"]
 
 
+@SQLITE_ONLY
 async def test_rebinding_at_delivery_is_refused_without_connecting(
     harness: HarnessFactory,
 ) -> None:

@@ -10,10 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.services.notifications.conftest import HarnessFactory
 from tests.services.notifications.tls import make_certificate
+
+# About HTTP and the guard, not the database: once is enough.
+SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 
 NAME = "hooks.example.test"
 
@@ -48,6 +52,7 @@ async def tls_receiver(cert: Path, key: Path) -> AsyncIterator[dict[str, Any]]:
         await server.wait_closed()
 
 
+@SQLITE_ONLY
 async def test_https_endpoint_keeps_its_name_for_sni_and_host(
     harness: HarnessFactory, tmp_path: Path
 ) -> None:
@@ -73,6 +78,7 @@ async def test_https_endpoint_keeps_its_name_for_sni_and_host(
     assert message["deliveries"][0]["attempt_log"][0]["status_code"] == 200
 
 
+@SQLITE_ONLY
 async def test_certificate_for_another_name_fails(harness: HarnessFactory, tmp_path: Path) -> None:
     cert, key = make_certificate(tmp_path, dns=("someone-else.example.test",))
 
