@@ -27,6 +27,7 @@ class _Forms(HTMLParser):
         self.forms: list[Form] = []
         self._current: Form | None = None
         self._select: str | None = None
+        self._first_option = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
@@ -37,11 +38,12 @@ class _Forms(HTMLParser):
             self._current.fields[values["name"]] = values.get("value", "")
         elif self._current is not None and tag == "select" and "name" in values:
             self._select = values["name"]
-            self._current.fields.setdefault(self._select, "")
-        elif (
-            self._current is not None and tag == "option" and self._select and "selected" in values
-        ):
-            self._current.fields[self._select] = values.get("value", "")
+            self._first_option = True
+        elif self._current is not None and tag == "option" and self._select:
+            # Like a browser: the selected option, else the first one.
+            if self._first_option or "selected" in values:
+                self._current.fields[self._select] = values.get("value", "")
+            self._first_option = False
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
