@@ -175,10 +175,10 @@ async def test_each_bad_receiver_ends_in_its_state_and_delays_nobody(
         assert "redirects are not followed" in (errors["redirect loop"][0] or "")
         assert codes["429 storm"] == [429, 429]
         # Retry-After (1 s) replaced the schedule's 30 s before the second attempt.
-        storm = [
+        storm_times = [
             datetime.fromisoformat(a["started_at"]) for a in outcome["429 storm"]["attempt_log"]
         ]
-        assert timedelta(seconds=1) <= storm[1] - storm[0] < timedelta(seconds=30)
+        assert timedelta(seconds=1) <= storm_times[1] - storm_times[0] < timedelta(seconds=30)
     # A redirect is never followed: exactly one request per attempt.
     assert redirected == 2 * EVENTS
     # The 100 MB answer was cut off after the read cap, not downloaded.
