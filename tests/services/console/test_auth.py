@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.routing import APIRoute
 
@@ -240,3 +241,36 @@ async def test_bad_addresses_and_values_are_named(
     bad_id = await browser.get("/endpoints/not%20an%20id")
     assert bad_id.status_code == 400
     assert "path.endpoint_id" in bad_id.text
+
+
+async def test_a_bug_or_an_unknown_answer_is_a_page_with_the_request_id_never_a_trace(
+    keys_file: Path, tmp_path: Path, token: Callable[..., str]
+) -> None:
+    """A transport standing in for the services: one answers in an unknown shape, one breaks."""
+
+    def services(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/endpoints":
+            return httpx.Response(200, json={"endpoints": "not what the console knows"})
+        raise RuntimeError("a bug on the way to the service")
+
+    settings = console_settings(keys_file, tmp_path)
+    app = create_app(settings, transport=httpx.MockTransport(services))
+    async with serving(app) as url:
+        browser = Browser(url)
+        try:
+            await browser.sign_in(token("acme"))
+            unknown = await browser.get("/endpoints")
+            assert unknown.status_code == 502
+            assert "Notifications failed" in unknown.text
+            assert "shape the console does not know" in unknown.text
+            broken = await browser.get("/goals")
+            assert broken.status_code == 500
+            assert "Something went wrong in the console" in broken.text
+            assert broken.headers["x-request-id"] in broken.text
+            assert "RuntimeError" not in broken.text
+            assert "Traceback" not in broken.text
+            as_json = await browser.get("/goals", headers={"Accept": "application/json"})
+            assert as_json.status_code == 500
+            assert as_json.headers["content-type"] == "application/problem+json"
+        finally:
+            await browser.close()
