@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.notifications.email_delivery import EmailDelivery
 from services.notifications.lanes import EMAIL_LANE, Lanes
@@ -61,6 +61,10 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._stats_at = 0.0
+        # Every series from the start at 0, so rates and increase() see the first delivery.
+        for channel in ("webhook", "email"):
+            for outcome in ("succeeded", "retrying", "failed", "cancelled", "suppressed"):
+                metrics.DELIVERIES.labels("notifications", channel, outcome)
         self.claimed = 0
         """Deliveries this process has claimed since it started (for tests and debugging)."""
 
@@ -106,13 +110,18 @@ class Dispatcher:
             return 0
         saturated = self._lanes.saturated()
         now = self._clock.now()
-        lease = now + timedelta(seconds=self._settings.dispatch_lease_seconds)
+        # Leases measure real elapsed time (is the claimer still alive?), whatever clock
+        # schedules the attempts: a test moving its clock a day ahead must not expire the
+        # lease of an attempt still in flight, or the delivery would be sent twice.
+        wall = datetime.now(UTC)
+        lease = wall + timedelta(seconds=self._settings.dispatch_lease_seconds)
         accepted: list[Claimed] = []
         async with self._db.transaction() as session:
             repository = NotificationsRepository(session)
             candidates = await repository.due_candidates(
                 now,
                 min(room, self._settings.dispatch_batch_size),
+                lease_now=wall,
                 skip_endpoints=[key for key in saturated if key != EMAIL_LANE],
                 skip_email=EMAIL_LANE in saturated,
             )

@@ -89,6 +89,13 @@ class OutcomeRecorder:
             repository = NotificationsRepository(session)
             delivery = await repository.delivery(claimed.delivery_id)
             if delivery is None or delivery.status != PENDING:
+                # Someone recorded it first (its lease had run out): at least once, so say so.
+                log.warning(
+                    "delivery.attempt.superfluous",
+                    delivery_id=claimed.delivery_id,
+                    status=delivery.status if delivery else None,
+                    succeeded=result.succeeded,
+                )
                 return delivery.status if delivery else CANCELLED
             now = self._clock.now()
             delivery.attempts += 1

@@ -285,14 +285,16 @@ class NotificationsRepository:
         now: datetime,
         limit: int,
         *,
+        lease_now: datetime,
         skip_endpoints: Sequence[str],
         skip_email: bool,
     ) -> list[Delivery]:
-        """Due, unleased deliveries of lanes with room, locked against other replicas."""
+        """Due (by ``now``), unleased (by ``lease_now``) deliveries of lanes with room, locked
+        against other replicas."""
         query = select(Delivery).where(
             Delivery.status == PENDING,
             Delivery.next_attempt_at <= now,
-            or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+            or_(Delivery.locked_until.is_(None), Delivery.locked_until < lease_now),
         )
         if skip_endpoints:
             query = query.where(
