@@ -17,11 +17,13 @@ from typing import Protocol, TypeVar
 from sqlalchemy import MetaData
 
 from shared import faults
+from shared.auth.revocation import RevocationListener
 from shared.auth.setup import build_verifier
 from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
 from shared.db.migrations import upgrade
 from shared.deadletters.store import DeadLetterStore
+from shared.events.catalog.control import CONTROL_TOPIC
 from shared.http.idempotency import purge_expired
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics
@@ -59,7 +61,7 @@ class ServiceRuntime:
         self.source = f"/followthrough/{service}"
         self._metadata = metadata
         self._migrations = migrations
-        self._topics = sorted(set(topics))
+        self._topics = sorted({*topics, settings.topic(CONTROL_TOPIC)})
         self.database = Database(settings.database_url, pool_size=settings.database_pool_size)
         self.producer = EventProducer(settings, client_id=f"followthrough-{service}")
         self.outbox = Outbox(topic_prefix=settings.kafka_topic_prefix)
@@ -77,6 +79,8 @@ class ServiceRuntime:
         """Hand to every ConsumerRunner, so what it dead-letters shows in /v1/dead-letters."""
         self._components: list[Component] = []
         self._background: list[asyncio.Task[None]] = []
+        self.revocations = self.add(RevocationListener(settings, self.database, self.verifier))
+        """Every replica follows the control topic itself, so every one refuses revoked tokens."""
 
     def add(self, component: ComponentT) -> ComponentT:
         self._components.append(component)
@@ -89,6 +93,8 @@ class ServiceRuntime:
             Path(self.database.url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         if self.settings.run_migrations:
             await upgrade(self.database, self._migrations, self._metadata)
+        # Before the first request: a revoked credential is never accepted, not even at start.
+        await self.revocations.load()
         if self.settings.kafka_create_topics and self._topics:
             await self._ensure_topics_once()
         self.relay.start()

@@ -118,6 +118,14 @@ class TokenVerifier:
         self._revoked = revoked
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
+    def set_revoked(self, token_ids: Iterable[str]) -> None:
+        """Replace the revoked credential ids (``shared.auth.revocation`` keeps them current).
+
+        Checked on every call, cached or not, so a revocation takes effect at
+        once in this process.
+        """
+        self._revoked = frozenset(token_ids)
+
     def verify(self, token: str) -> Principal:
         """Verify a token; a token seen recently is answered from a small cache until it expires.
 
@@ -126,6 +134,8 @@ class TokenVerifier:
         """
         cached = self._cache.get(token)
         if cached is not None and cached[1] > time.time():
+            if cached[0].token_id in self._revoked:
+                raise AuthError(401, "credential has been revoked")
             self._cache.move_to_end(token)
             return cached[0]
         principal, expires = self._verify_uncached(token)

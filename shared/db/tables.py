@@ -1,4 +1,4 @@
-"""Tables every service database has: outbox, consumer dedupe, idempotency keys, dead letters.
+"""Tables every service database has: outbox, dedupe, idempotency keys, dead letters, revocations.
 
 They live in their own metadata and their own Alembic branch (``platform``),
 so each service's migrations create them once without copying their DDL.
@@ -117,3 +117,14 @@ Index(
     dead_letters.c.dead_lettered_at,
 )
 Index("ix_dead_letters_dead_lettered_at", dead_letters.c.dead_lettered_at)
+
+revoked_credentials = Table(
+    "revoked_credentials",
+    platform_metadata,
+    Column("token_id", String(128), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=False),
+    Column("reason", String(200), nullable=True),
+)
+Index("ix_revoked_credentials_expires_at", revoked_credentials.c.expires_at)

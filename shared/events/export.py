@@ -26,7 +26,12 @@ from shared.events.catalog import ALL_EVENTS
 from shared.events.envelope import CloudEvent
 
 SCHEMA_BASE = "https://followthrough.dev/events/"
-EMITTERS = {"goals": "goals", "sessions": "sessions", "notifications": "notifications"}
+SENDERS = {
+    "goals": "the goals service",
+    "sessions": "the sessions service",
+    "notifications": "the notifications service",
+    "control": "the operator CLI",
+}
 CONTENT_TYPE = "application/cloudevents+json"
 UNPUBLISHED = {"webhook.test"}  # sent to one endpoint by its test call, never to Kafka
 
@@ -34,6 +39,10 @@ UNPUBLISHED = {"webhook.test"}  # sent to one endpoint by its test call, never t
 def _type_of(cls: type[CloudEvent]) -> str:
     name: str = cls.model_fields["type"].default
     return name
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _summary(cls: type[CloudEvent]) -> str:
@@ -86,7 +95,11 @@ def asyncapi() -> dict[str, Any]:
                 "headers": {"$ref": "#/components/schemas/KafkaHeaders"},
                 "bindings": {
                     "kafka": {
-                        "key": {"type": "string", "description": "The goal id (partitionkey)."},
+                        "key": {
+                            "type": "string",
+                            "description": "The partitionkey: the goal id (on the control "
+                            "topic, the credential id).",
+                        },
                         "bindingVersion": "0.5.0",
                     }
                 },
@@ -97,13 +110,13 @@ def asyncapi() -> dict[str, Any]:
         channels[topic] = {
             "address": topic,
             "title": f"{topic} topic",
-            "description": f"Events the {EMITTERS.get(topic, topic)} service publishes. "
+            "description": f"Events {SENDERS.get(topic, topic)} publishes. "
             "Deployments may prefix topic names (KAFKA_TOPIC_PREFIX).",
             "messages": channel_messages,
         }
         operations[f"{topic}.publish"] = {
             "action": "send",
-            "title": f"The {EMITTERS.get(topic, topic)} service publishes",
+            "title": f"{_sentence(SENDERS.get(topic, topic))} publishes",
             "channel": {"$ref": f"#/channels/{topic}"},
             "messages": [
                 {"$ref": f"#/channels/{topic}/messages/{name}"} for name in channel_messages

@@ -1,9 +1,10 @@
 """The event catalog: one typed model per event type, grouped by the service that emits it."""
 
+from shared.events.catalog.control import CONTROL_EVENTS
 from shared.events.catalog.goals import GOAL_EVENTS
 from shared.events.catalog.notifications import NOTIFICATION_EVENTS
 from shared.events.catalog.sessions import SESSION_EVENTS
 
-ALL_EVENTS = (*GOAL_EVENTS, *SESSION_EVENTS, *NOTIFICATION_EVENTS)
+ALL_EVENTS = (*GOAL_EVENTS, *SESSION_EVENTS, *NOTIFICATION_EVENTS, *CONTROL_EVENTS)
 
-__all__ = ["ALL_EVENTS", "GOAL_EVENTS", "NOTIFICATION_EVENTS", "SESSION_EVENTS"]
+__all__ = ["ALL_EVENTS", "CONTROL_EVENTS", "GOAL_EVENTS", "NOTIFICATION_EVENTS", "SESSION_EVENTS"]
