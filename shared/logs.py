@@ -22,6 +22,7 @@ _NOISY_LIBRARIES = {
     "aiokafka.conn": logging.ERROR,
     "aiokafka.consumer.group_coordinator": logging.WARNING,
     "sqlalchemy": logging.WARNING,
+    "aiosqlite": logging.WARNING,  # a line per cursor call at DEBUG
     "alembic": logging.WARNING,
     "uvicorn.access": logging.WARNING,
     "mail.log": logging.WARNING,

@@ -34,7 +34,7 @@ from shared.db.database import is_unavailable
 from shared.deadletters.store import DeadLetterEntry, DeadLetterStore
 from shared.events import CloudEvent, EventError, parse_event
 from shared.kafka.config import client_options
-from shared.kafka.dead_letter import DeadLetter, dead_letter_record
+from shared.kafka.dead_letter import REASONS, DeadLetter, dead_letter_record
 from shared.kafka.lag import PartitionLag
 from shared.kafka.producer import EventProducer
 from shared.logs import get_logger
@@ -109,6 +109,13 @@ class ConsumerRunner:
         self._in_flight = asyncio.Lock()
         self._lag = PartitionLag(service)
         self.running = asyncio.Event()
+        # Every series exists from the start at 0: increase() over a series that appears
+        # at 1 sees no increase, so the first dead letter would never alert.
+        for kind in ("transient", "event"):
+            metrics.HANDLER_ERRORS.labels(service, kind)
+        for topic in self._topics:
+            for reason in REASONS:
+                metrics.DEAD_LETTERED.labels(service, topic, reason)
 
     @property
     def group_id(self) -> str:

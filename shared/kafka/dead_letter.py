@@ -17,6 +17,15 @@ from shared.kafka.producer import OutboundRecord
 
 DLQ_HEADER_PREFIX = "dlq-"
 MAX_ERROR_BYTES = 2000
+REASONS = (
+    "malformed_json",
+    "invalid_event",
+    "invalid_event_data",
+    "unknown_event_type",
+    "oversize",
+    "handler_failed",
+)
+"""Every reason a record is dead-lettered for (the ``reason`` label of the metric)."""
 
 
 @dataclass(frozen=True, slots=True)

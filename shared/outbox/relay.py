@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -30,6 +31,7 @@ from shared.logs import get_logger
 from shared.outbox.writer import Outbox
 
 log = get_logger(__name__)
+_stdlib_log = logging.getLogger(__name__)
 RowT = TypeVar("RowT")
 
 INITIAL_BACKOFF_SECONDS = 0.1
@@ -125,6 +127,7 @@ class OutboxRelay:
                 await session.execute(
                     select(
                         outbox.c.id,
+                        outbox.c.event_id,
                         outbox.c.topic,
                         outbox.c.key,
                         outbox.c.payload,
@@ -150,8 +153,17 @@ class OutboxRelay:
                     .where(outbox.c.id.in_([row.id for row in sent]))
                     .values(sent_at=utc_now())
                 )
+            tracing = _stdlib_log.isEnabledFor(logging.DEBUG)
             for row in sent:
                 metrics.EVENTS_PRODUCED.labels(self._service, row.event_type).inc()
+                if tracing:  # one line per event only when asked for: it doubles the volume
+                    log.debug(
+                        "outbox.published",
+                        event_id=row.event_id,
+                        event_type=row.event_type,
+                        topic=row.topic,
+                        correlation_id=(row.headers or {}).get("correlation-id"),
+                    )
         if len(sent) < len(rows):
             failure = next(error for error in results if error is not None)
             raise failure
