@@ -74,11 +74,15 @@ class GoalEventHandler:
                 session, CONSUMER, [item.event.id for item in batch]
             )
             rows = await repo.goals_for_update(_goal_id(event) for event in events)
+            applied: set[str] = set()
             for event in events:
                 with event_scope(event):
-                    if event.id not in first_seen:
+                    # Seen in an earlier batch, or twice in this one (a relay that published
+                    # again after a crash can put both copies in one batch).
+                    if event.id not in first_seen or event.id in applied:
                         log.info("sessions.event.duplicate", event_type=event.type)
                         continue
+                    applied.add(event.id)
                     await self._apply(event, rows, repo, planner)
             await planner.timers.flush()
             await self._outbox.add(session, planner.events)
