@@ -78,6 +78,7 @@ def emit(
     time: datetime,
     subject: str,
     event_id: str | None = None,
+    causation_id: str | None = None,
 ) -> EventT:
     """An event of this service, keyed by its goal so the goal's events stay in order."""
     return build_event(
@@ -89,6 +90,7 @@ def emit(
         subject=subject,
         event_id=event_id,
         time=time,
+        causation_id=causation_id,
     )
 
 

@@ -42,6 +42,7 @@ from services.sessions.planner import (
     escalation_step,
 )
 from services.sessions.timer_repository import NewTimer
+from shared.context import bound
 from shared.events.catalog.sessions import (
     CheckinDueSoon,
     CheckinDueSoonData,
@@ -96,12 +97,21 @@ class Firing:
                 continue
             late = self.now - timer.due_at > self.planner.rules.late_after
             occurrence = occurrences.get(timer.occurrence_id or "")
-            emitted = await self._fire(timer, goal, occurrence, sessions, late)
+            # The timer's event (its id is the timer's) continues the chain that planned it:
+            # its log lines, and whatever it plans in turn, carry that correlation id.
+            with bound(
+                correlation_id=timer.correlation_id, tenant_id=timer.tenant_id, event_id=timer.id
+            ):
+                emitted = await self._fire(timer, goal, occurrence, sessions, late)
+                if not emitted:
+                    log.info(
+                        "sessions.timer.skipped",
+                        kind=timer.kind,
+                        goal_id=goal.goal_id,
+                        timer=timer.id,
+                    )
             if not emitted:
                 fired.skipped += 1
-                log.info(
-                    "sessions.timer.skipped", kind=timer.kind, goal_id=goal.goal_id, timer=timer.id
-                )
             (fired.late if late else fired.on_time).append(timer)
         return fired
 
@@ -188,6 +198,7 @@ class Firing:
             time=self.now,
             subject=occurrence_subject(goal.goal_id, occurrence.id),
             event_id=timer.id,
+            causation_id=timer.causation_id,
         )
         self._add(event, goal, timer, reasoning)
         return True
@@ -226,6 +237,7 @@ class Firing:
                 time=self.now,
                 subject=subject,
                 event_id=timer.id,
+                causation_id=timer.causation_id,
             ),
             goal,
             timer,
@@ -297,6 +309,7 @@ class Firing:
             time=self.now,
             subject=occurrence_subject(goal.goal_id, occurrence.id),
             event_id=timer.id,
+            causation_id=timer.causation_id,
         )
         self._add(event, goal, timer, reasoning)
         return True
@@ -337,6 +350,7 @@ class Firing:
             time=self.now,
             subject=session_subject(goal.goal_id, session.id),
             event_id=timer.id,
+            causation_id=timer.causation_id,
         )
         self.planner.events.append(event)
         log.info(

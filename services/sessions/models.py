@@ -155,6 +155,10 @@ class Timer(Base):
     fired_at: Mapped[datetime | None] = mapped_column(default=None)
     fired_by: Mapped[str | None] = mapped_column(String(64), default=None)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
+    correlation_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    """Of the request or event that planned the timer: its event carries it on."""
+    causation_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    """The event that planned the timer, which becomes the causation of the event it emits."""
 
 
 class CoachingSessionRow(Base):

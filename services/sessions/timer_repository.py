@@ -10,7 +10,7 @@ SQLite ignores the clause and serialises writers instead.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sessions.models import Timer
+from shared.context import current_correlation_id, current_event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,9 @@ class NewTimer:
     occurrence_id: str | None = None
     session_id: str | None = None
     note: str | None = None
+    # Planned while handling a request or an event: the timer's event continues its chain.
+    correlation_id: str | None = field(default_factory=current_correlation_id)
+    causation_id: str | None = field(default_factory=current_event_id)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,8 @@ class NewTimer:
             "fired_at": None,
             "fired_by": None,
             "late": False,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
         }
 
 

@@ -1,0 +1,28 @@
+"""Timers remember the correlation and causation of what planned them.
+
+Revision ID: sessions_0004
+Revises: sessions_0003
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "sessions_0004"
+down_revision: str | Sequence[str] | None = "sessions_0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("timers") as batch:
+        batch.add_column(sa.Column("correlation_id", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("causation_id", sa.String(128), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("timers") as batch:
+        batch.drop_column("causation_id")
+        batch.drop_column("correlation_id")
