@@ -16,13 +16,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db.database import Database
+from shared.logs import get_logger
 
+log = get_logger(__name__)
 LIVENESS_CHECK_SECONDS = 5.0
 
 
 class Leadership:
     def __init__(self, database: Database, name: str) -> None:
         self._database = database
+        self._name = name
         self._lock_id = zlib.crc32(name.encode()) & 0x7FFFFFFF
         self._connection: AsyncConnection | None = None
         self._checked_at = 0.0
@@ -36,6 +39,7 @@ class Leadership:
                 return True
             if await self._still_connected():
                 return True
+            log.warning("leadership.lost", name=self._name)
             await self.release()
         connection = await self._database.engine.connect()
         try:
@@ -52,6 +56,7 @@ class Leadership:
             return False
         self._connection = connection
         self._checked_at = time.monotonic()
+        log.info("leadership.acquired", name=self._name)
         return True
 
     async def _still_connected(self) -> bool:
