@@ -43,6 +43,7 @@ from shared.settings import ServiceSettings
 log = get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+COMMIT_TIMEOUT_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,10 @@ def event_scope(event: CloudEvent) -> contextlib.AbstractContextManager[None]:
 
 class PermanentHandlerError(Exception):
     """Raised by a handler for an event that can never succeed: dead-letter it without retrying."""
+
+
+class _CommitStuck(Exception):
+    """The broker kept refusing a commit as retriable; only a fresh client gets past it."""
 
 
 class _Abandoned(Exception):
@@ -251,11 +256,17 @@ class ConsumerRunner:
         if not offsets:
             return
         try:
-            await consumer.commit(offsets)
+            await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
         except (CommitFailedError, IllegalStateError) as error:
             # The partitions moved to another member; it re-reads from the last
             # commit and our handlers' dedupe makes that harmless.
             log.warning("consumer.commit.lost", group=self._group_id, error=str(error))
+        except TimeoutError as error:
+            # aiokafka retries a commit the broker refuses as retriable (a partition it
+            # no longer knows: a topic recreated smaller, a memory-only broker restarted)
+            # without end, and this consumer would stall for good. A fresh client rejoins
+            # with current metadata and re-reads from the last commit; dedupe absorbs it.
+            raise _CommitStuck(f"commit not done after {COMMIT_TIMEOUT_SECONDS:g} s") from error
 
     async def _process_partition(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         accepted: list[ConsumedEvent] = []
