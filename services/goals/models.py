@@ -98,6 +98,10 @@ class Milestone(Base):
     overdue_fired_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    correlation_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    """Of the last event about this milestone: ``milestone.overdue`` continues its chain."""
+    causation_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    """That event's id, which becomes the causation of ``milestone.overdue``."""
 
 
 class ProgressReport(Base):

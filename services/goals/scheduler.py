@@ -109,6 +109,9 @@ class OverdueTimer:
                         continue
                     if not await repository.claim_overdue(milestone, now):
                         continue
+                    # The announcement continues the chain of the event that set the date.
+                    work.correlation_id = milestone.correlation_id
+                    work.causation_id = milestone.causation_id
                     milestones.fire_overdue(state, milestone, now=now, emit=work.emit)
                     fired += 1
                     late = now - due > timedelta(seconds=self._poll * 2)
@@ -120,6 +123,8 @@ class OverdueTimer:
                         tenant_id=state.goal.tenant_id,
                         overdue_at=due.isoformat(),
                         late=late,
+                        correlation_id=work.events[-1].correlationid,
+                        event_id=work.events[-1].id,
                     )
             oldest = await repository.oldest_overdue(now)
         lag = (now - oldest).total_seconds() if oldest is not None else 0.0

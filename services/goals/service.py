@@ -79,6 +79,7 @@ class GoalsService:
                 event_type=event.type,
                 event_id=event.id,
                 goal_id=event.partitionkey,
+                correlation_id=event.correlationid,  # an ingested item may have its own
                 causation_id=event.causationid,
             )
         if any(_has_due_milestone(state, work.now) for state in work.states):

@@ -15,9 +15,10 @@ from typing import Any
 from services.goals import domain, milestones
 from services.goals.domain import Change, GoalState
 from services.goals.events import event_for, goal_snapshot
+from services.goals.models import Milestone
 from services.goals.repository import GoalRepository
 from services.goals.schemas import GoalUpsert, MilestoneCreate
-from shared.events.catalog.goals import GoalSnapshot
+from shared.events.catalog.goals import GoalSnapshot, MilestoneOverdue
 from shared.events.envelope import CloudEvent
 from shared.http.problems import ProblemError
 
@@ -70,6 +71,13 @@ class Work:
             causation_id=self.causation_id,
         )
         self.events.append(event)
+        if change.event is not MilestoneOverdue:
+            # A milestone's deadline timer fires in a later transaction and continues the
+            # chain of the event that made or changed the milestone (the overdue
+            # announcement itself changes nothing on the row).
+            made = [m for m in state.added if isinstance(m, Milestone)]
+            for milestone in [change.milestone] if change.milestone is not None else made:
+                milestone.correlation_id, milestone.causation_id = event.correlationid, event.id
         if id(state) not in self._touched:
             self._touched.add(id(state))
             self.states.append(state)

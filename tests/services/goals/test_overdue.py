@@ -14,7 +14,7 @@ from services.goals.service import GoalsService
 from shared.db.database import Database
 from shared.events.catalog.goals import MilestoneEventData
 from shared.outbox.writer import Outbox
-from tests.services.goals.fixtures import GoalsApi
+from tests.services.goals.fixtures import GoalsApi, goal_body
 
 
 async def _history(goals: GoalsApi, gid: str) -> list[dict[str, Any]]:
@@ -172,3 +172,38 @@ async def test_two_replicas_never_fire_one_milestone_twice(goals: GoalsApi) -> N
         assert sorted(e["data"]["milestone"]["title"] for e in fired) == ["a", "b"]
         total += len(fired)
     assert total == 48
+
+
+async def test_the_announcement_continues_the_chain_that_set_the_due_date(
+    goals: GoalsApi,
+) -> None:
+    timer = await _manual_timer(goals)
+    created = await goals.http.post(
+        "/v1/goals",
+        json=goal_body(milestones=[{"title": "Run 10 km", "due_date": "2030-01-08"}]),
+        headers={"X-Correlation-ID": "plan-77"},
+    )
+    assert created.status_code == 201, created.text
+    gid = created.json()["id"]
+    added = await goals.http.post(
+        f"/v1/goals/{gid}/milestones",
+        json={"title": "Run 15 km", "due_date": "2030-01-09"},
+        headers={"X-Correlation-ID": "plan-78"},
+    )
+    assert added.status_code == 201, added.text
+    await goals.clock.set(datetime(2030, 1, 10, tzinfo=UTC))
+    await timer.fire_due()
+
+    created_event, added_event, *overdue = await goals.events_of(gid, 4)
+    assert (created_event.type, added_event.type) == ("goal.created", "milestone.created")
+    assert [event.type for event in overdue] == ["milestone.overdue"] * 2
+    by_title = {event.data.milestone.title: event for event in overdue}  # type: ignore[attr-defined]
+    # Made with the goal: the goal's request and goal.created; added later: that request.
+    assert (by_title["Run 10 km"].correlationid, by_title["Run 10 km"].causationid) == (
+        "plan-77",
+        created_event.id,
+    )
+    assert (by_title["Run 15 km"].correlationid, by_title["Run 15 km"].causationid) == (
+        "plan-78",
+        added_event.id,
+    )
