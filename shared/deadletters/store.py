@@ -143,8 +143,12 @@ class DeadLetterRepository:
         before: tuple[datetime, str] | None,
         limit: int,
     ) -> Sequence[Row[Any]]:
-        """Newest first; ``tenant_id`` None means every dead letter (operators)."""
-        query = select(dead_letters).order_by(
+        """Newest first; ``tenant_id`` None means every dead letter (operators).
+
+        Without the stored record: a page of large records would be read for nothing.
+        """
+        listed = [c for c in dead_letters.c if not c.name.startswith("record_")]
+        query = select(*listed).order_by(
             dead_letters.c.dead_lettered_at.desc(), dead_letters.c.id.desc()
         )
         if tenant_id is not None:

@@ -147,7 +147,10 @@ async def test_dead_letters_are_kept_in_the_service_table_once_per_source_record
     assert "PermanentHandlerError" in failed.error
     assert failed.consumer_group == f"{bench.topic}.group"
     assert failed.status == "dead"
-    record = stored_record(failed)
+    async with database.reader() as session:
+        whole = await DeadLetterRepository(session).get(failed.id, tenant_id=None)
+    assert whole is not None
+    record = stored_record(whole)
     assert (record.topic, record.key, record.value) == (bench.topic, b"goal-1", good(2))
     assert record.headers == HEADERS
 
