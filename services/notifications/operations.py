@@ -11,7 +11,6 @@ from typing import Any
 from services.notifications.intake import new_delivery
 from services.notifications.matching import payload_matches, type_matches
 from services.notifications.models import Delivery, Message
-from services.notifications.pagination import decode_cursor, encode_cursor
 from services.notifications.repository import (
     CANCELLED,
     FAILED,
@@ -33,6 +32,7 @@ from services.notifications.schemas import (
     RoutingDecision,
 )
 from shared.clock import Clock
+from shared.http.cursors import decode_cursor, encode_cursor
 from shared.http.problems import ProblemError
 from shared.logs import get_logger
 from shared.runtime import ServiceRuntime

@@ -19,7 +19,6 @@ from services.notifications.intake import new_delivery
 from services.notifications.matching import payload_filter_errors
 from services.notifications.models import Endpoint, Message
 from services.notifications.outcomes import SOURCE, disable_endpoint
-from services.notifications.pagination import decode_cursor, encode_cursor
 from services.notifications.repository import NotificationsRepository
 from services.notifications.schemas import (
     EndpointCreate,
@@ -37,6 +36,7 @@ from services.notifications.ssrf import BlockedAddressError, Guard, allowed_sche
 from shared.clock import Clock
 from shared.events.catalog.notifications import WebhookTest, WebhookTestData
 from shared.events.registry import build_event
+from shared.http.cursors import decode_cursor, encode_cursor
 from shared.http.problems import ProblemError
 from shared.logs import get_logger
 from shared.runtime import ServiceRuntime

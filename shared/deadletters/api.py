@@ -38,7 +38,6 @@ def dead_letters_router(service: str) -> APIRouter:
         "",
         response_model=DeadLetterPage,
         summary="Messages this service's consumers could not process, newest first",
-        responses=problem_responses(400),
     )
     async def list_dead_letters(
         principal: reader,

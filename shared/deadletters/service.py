@@ -15,11 +15,9 @@ may publish it twice, which the same dedupe absorbs.
 from __future__ import annotations
 
 import asyncio
-import base64
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiokafka.errors import KafkaError
 from sqlalchemy import Row
 
@@ -27,6 +25,7 @@ from shared.auth.tokens import OPERATOR_SCOPE, Principal
 from shared.db.database import Database
 from shared.deadletters.schemas import DeadLetterOut, DeadLetterPage
 from shared.deadletters.store import DEAD, DeadLetterRepository, stored_record
+from shared.http.cursors import decode_cursor, encode_cursor
 from shared.http.problems import ProblemError
 from shared.kafka.producer import EventProducer, OutboundRecord
 from shared.logs import get_logger
@@ -126,27 +125,3 @@ class DeadLetterService:
             event_id=row.event_id,
         )
         return item(row)
-
-
-def encode_cursor(moment: datetime, item_id: str) -> str:
-    raw = orjson.dumps([moment.isoformat(), item_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if not cursor:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        moment, item_id = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        parsed = datetime.fromisoformat(moment)
-        if parsed.tzinfo is None or not isinstance(item_id, str):
-            raise ValueError("not a cursor")
-    except (ValueError, TypeError, UnicodeError, orjson.JSONDecodeError):
-        raise ProblemError(
-            400,
-            "query.cursor: not a cursor this API issued",
-            slug="invalid-cursor",
-            errors=[{"field": "query.cursor", "message": "not a cursor this API issued"}],
-        ) from None
-    return parsed, item_id

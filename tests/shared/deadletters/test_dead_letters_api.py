@@ -160,7 +160,7 @@ async def test_pages_scopes_and_bad_input_answer_problems(
             (http.get("/v1/dead-letters"), 401),
             (http.get("/v1/dead-letters", headers=auth_headers("ops", ("goals:read",))), 403),
             (http.post(f"/v1/dead-letters/{some_id}/redrive", headers=reader_only), 403),
-            (http.get("/v1/dead-letters?cursor=AAAA", headers=operator), 400),
+            (http.get("/v1/dead-letters?cursor=AAAA", headers=operator), 422),
             (http.get("/v1/dead-letters?status=alive", headers=operator), 422),
             (http.get("/v1/dead-letters?limit=0", headers=operator), 422),
             (http.post("/v1/dead-letters/not-an-id/redrive", headers=operator), 422),

@@ -1,4 +1,8 @@
-"""Opaque keyset cursors: (timestamp, id) of the last item, so pages never skip or repeat."""
+"""Opaque keyset cursors: (timestamp, id) of the last item, so pages never skip or repeat.
+
+For lists ordered newest first by (a moment, an id): the notifications
+messages and endpoints, every service's dead letters.
+"""
 
 from __future__ import annotations
 
