@@ -23,9 +23,13 @@ class TansuBroker:
         port: int | None = None,
         log_file: Path | None = None,
         die_with_parent: bool = True,
+        advertised_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        # Clients reconnect to the advertised address: a proxy in front of the broker
+        # (tests that cut the line) advertises itself instead.
+        self.advertised_port = advertised_port or self.port
         self._log_file = log_file
         self._die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
@@ -43,6 +47,7 @@ class TansuBroker:
         if port_open(self.host, self.port):
             raise RuntimeError(f"port {self.host}:{self.port} is already in use")
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         if self._log_file is not None:
             self._log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log_handle = self._log_file.open("ab")
@@ -53,7 +58,7 @@ class TansuBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
             ],
             stdout=self._log_handle or subprocess.DEVNULL,
             die_with_parent=self._die_with_parent,

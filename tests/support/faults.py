@@ -22,6 +22,7 @@ from shared.devstack.processes import free_port
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
+        self.target_port = target_port
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.Task[None]] = set()
