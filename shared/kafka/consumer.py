@@ -34,7 +34,7 @@ from shared.db.database import is_unavailable
 from shared.deadletters.store import DeadLetterEntry, DeadLetterStore
 from shared.events import CloudEvent, EventError, parse_event
 from shared.kafka.config import client_options
-from shared.kafka.dead_letter import REASONS, DeadLetter, dead_letter_record
+from shared.kafka.dead_letter import REASONS, DeadLetter, dead_letter_record, omit_value
 from shared.kafka.lag import PartitionLag
 from shared.kafka.producer import EventProducer
 from shared.logs import get_logger
@@ -359,7 +359,23 @@ class ConsumerRunner:
             try:
                 await self._producer.send_and_wait(outbound)
                 break
-            except (KafkaError, OSError) as error:
+            except KafkaError as error:
+                if not error.retriable and outbound.value:
+                    # It can never be sent as it is (too large for the producer or the
+                    # broker): send the reason without the value, or the consumer would
+                    # stall on this record for good. The value stays on the source topic
+                    # at the partition and offset the headers name.
+                    log.error("consumer.dlq.value_omitted", error=repr(error))
+                    outbound = omit_value(outbound)
+                    continue
+                log.warning("consumer.dlq.unavailable", error=repr(error), retry_in=backoff)
+                if self._stopping.is_set():
+                    raise _Abandoned(
+                        "stopping while the dead-letter topic is unreachable"
+                    ) from error
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except OSError as error:
                 log.warning("consumer.dlq.unavailable", error=repr(error), retry_in=backoff)
                 if self._stopping.is_set():
                     raise _Abandoned(

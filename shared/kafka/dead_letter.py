@@ -42,6 +42,12 @@ class DeadLetter:
     error: str
 
 
+def omit_value(outbound: OutboundRecord) -> OutboundRecord:
+    """The dead letter without the original value, for a record too large to send again."""
+    headers = [*outbound.headers, ("dlq-value-omitted", str(len(outbound.value)).encode())]
+    return OutboundRecord(topic=outbound.topic, value=b"", key=outbound.key, headers=headers)
+
+
 def dead_letter_record(
     letter: DeadLetter, *, group_id: str, failed_at: datetime | None = None
 ) -> OutboundRecord:

@@ -15,6 +15,10 @@ from aiokafka import AIOKafkaProducer
 from shared.kafka.config import client_options
 from shared.settings import ServiceSettings
 
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""Above a consumer's event limit (1 MiB), so an oversize record can still be dead-lettered
+and re-driven whole where the broker allows it."""
+
 
 @dataclass(frozen=True, slots=True)
 class OutboundRecord:
@@ -46,6 +50,7 @@ class EventProducer:
                     enable_idempotence=self._settings.kafka_enable_idempotence,
                     linger_ms=2,
                     max_batch_size=256 * 1024,
+                    max_request_size=MAX_REQUEST_BYTES,
                     request_timeout_ms=15_000,
                     compression_type=None,
                 )
