@@ -1,4 +1,5 @@
-"""The three services in-process over real HTTP, and the CLI invoked against them.
+"""The three services in-process over real HTTP (tests.support.stack), and the CLI run
+against them as the installed console script.
 
 SQLite only: the CLI talks to the services' APIs and the broker, never to a
 database, so running it on both backends would test nothing more.
@@ -7,24 +8,18 @@ database, so running it on both backends would test nothing more.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from services.goals.app import create_app as goals_app
-from services.goals.settings import GoalsSettings
-from services.notifications.app import create_app as notifications_app
-from services.notifications.settings import NotificationsSettings
-from services.sessions.app import create_app as sessions_app
-from services.sessions.settings import SessionsSettings
 from shared.devstack.broker import TansuBroker
-from tests.support.apps import make_settings, serving
+from tests.support.stack import StackFactory, sqlite_settings, stack
+
+__all__ = ["sqlite_settings", "stack"]
 
 FOLLOWTHROUGH = Path(sys.executable).parent / "followthrough"
 """The console script pyproject installs."""
@@ -38,7 +33,7 @@ class Result:
 
 
 @dataclass
-class Stack:
+class CliStack:
     urls: dict[str, str]
     env: dict[str, str]
     bootstrap: str
@@ -60,37 +55,16 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(
-    broker: TansuBroker, topic_prefix: str, keys_file: Path, tmp_path: Path
-) -> AsyncIterator[Stack]:
-    def settings(cls: type[Any], **overrides: Any) -> Any:
-        return make_settings(
-            cls,
-            data_dir=tmp_path / "data",
-            bootstrap=broker.bootstrap_servers,
-            topic_prefix=topic_prefix,
-            keys_file=keys_file,
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'data' / cls.service_name}.db",
-            **overrides,
-        )
-
-    apps = {
-        "goals": goals_app(settings(GoalsSettings)),
-        "sessions": sessions_app(settings(SessionsSettings)),
-        "notifications": notifications_app(
-            settings(
-                NotificationsSettings,
-                webhook_allow_http=True,
-                webhook_allowed_networks=["127.0.0.1/32"],
-                webhook_retry_schedule_seconds=[0.0],  # one attempt, then failed
-                dispatch_poll_seconds=0.05,
-                dispatch_stats_seconds=0.1,
-            )
-        ),
+async def services(
+    stack: StackFactory, broker: TansuBroker, topic_prefix: str, keys_file: Path
+) -> AsyncIterator[CliStack]:
+    notifications = {
+        "webhook_retry_schedule_seconds": [0.0],  # one attempt, then failed
+        "dispatch_stats_seconds": 0.1,
     }
-    async with contextlib.AsyncExitStack() as running:
-        urls = {name: await running.enter_async_context(serving(app)) for name, app in apps.items()}
-        yield Stack(
+    async with stack(notifications=notifications) as running:
+        urls = running.urls
+        yield CliStack(
             urls=urls,
             env={
                 "FOLLOWTHROUGH_ENVIRONMENT": "test",

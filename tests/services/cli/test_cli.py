@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.services.cli.conftest import Result, Stack
+from tests.services.cli.conftest import CliStack, Result
 from tests.support.kafka import produce, read_records
 from tests.support.receiver import Received, Reply, running_receiver
 from tests.support.waiting import eventually
@@ -34,7 +34,7 @@ def parsed(result: Result) -> Any:
 
 
 async def test_failed_deliveries_are_listed_explained_and_replayed(
-    stack: Stack, auth_headers: Callable[..., dict[str, str]]
+    services: CliStack, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
     headers = auth_headers("acme")
     failing = {"now": True}
@@ -44,7 +44,7 @@ async def test_failed_deliveries_are_listed_explained_and_replayed(
 
     async with running_receiver(answer) as receiver, httpx.AsyncClient(timeout=10) as http:
         created = await http.post(
-            f"{stack.urls['notifications']}/v1/endpoints",
+            f"{services.urls['notifications']}/v1/endpoints",
             headers=headers,
             json={"url": f"{receiver.url}/hook", "event_types": ["goal.created"]},
         )
@@ -52,7 +52,7 @@ async def test_failed_deliveries_are_listed_explained_and_replayed(
         endpoint_id = created.json()["id"]
         for title in ("First", "Second"):
             goal = await http.post(
-                f"{stack.urls['goals']}/v1/goals", headers=headers, json={**GOAL, "title": title}
+                f"{services.urls['goals']}/v1/goals", headers=headers, json={**GOAL, "title": title}
             )
             assert goal.status_code == 201, goal.text
         sent_ids = [request.headers["webhook-id"] for request in await receiver.wait_for(2)]
@@ -60,7 +60,7 @@ async def test_failed_deliveries_are_listed_explained_and_replayed(
         async def failed_messages() -> int:
             # Waiting reads the API directly; the CLI is run for what it shows.
             answer = await http.get(
-                f"{stack.urls['notifications']}/v1/messages",
+                f"{services.urls['notifications']}/v1/messages",
                 params={"status": "failed"},
                 headers=headers,
             )
@@ -70,39 +70,39 @@ async def test_failed_deliveries_are_listed_explained_and_replayed(
             return await failed_messages() == 2
 
         await eventually(both_failed, timeout=30, what="two failed messages")
-        failed = parsed(await stack.cli("--json", "failed"))
+        failed = parsed(await services.cli("--json", "failed"))
         assert {message["id"] for message in failed} == set(sent_ids)
         for message in failed:
             assert message["event_type"] == "goal.created"
             (delivery,) = message["deliveries"]
             assert (delivery["endpoint_id"], delivery["status"]) == (endpoint_id, "failed")
             assert delivery["last_status_code"] == 500
-        listing = await stack.cli("failed")
+        listing = await services.cli("failed")
         assert listing.exit_code == 0, listing.output
         assert endpoint_id in listing.output
         assert "goal.created" in listing.output
 
         first, _second = sent_ids
-        routing = parsed(await stack.cli("--json", "routing", first))
+        routing = parsed(await services.cli("--json", "routing", first))
         assert routing["event_id"] == first
         # The webhook matched; no email rule asks for goal.created.
         assert {(d["target"], d["matched"], d["reason"]) for d in routing["decisions"]} == {
             (endpoint_id, True, "matched"),
             ("ada@example.com", False, "rule"),
         }
-        explained = await stack.cli("routing", first)
+        explained = await services.cli("routing", first)
         assert "matched" in explained.output
         assert endpoint_id in explained.output
-        unknown = await stack.cli("routing", "no-such-event")
+        unknown = await services.cli("routing", "no-such-event")
         assert unknown.exit_code == 1
         assert "404" in unknown.output
         assert "Traceback" not in unknown.output
 
         failing["now"] = False
-        replayed = parsed(await stack.cli("--json", "replay", first))
+        replayed = parsed(await services.cli("--json", "replay", first))
         assert len(replayed["deliveries"]) == 1
         since = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S%z")
-        recovered = parsed(await stack.cli("--json", "replay", "--since", since))
+        recovered = parsed(await services.cli("--json", "replay", "--since", since))
         assert recovered == [
             {"endpoint": endpoint_id, "url": f"{receiver.url}/hook", "recovered": 1}
         ]
@@ -113,25 +113,25 @@ async def test_failed_deliveries_are_listed_explained_and_replayed(
             return await failed_messages() == 0
 
         await eventually(none_failed, timeout=30, what="no failed deliveries left")
-        assert (await stack.cli("failed")).output.strip() == "no failed deliveries"
-        both = await stack.cli("replay")
+        assert (await services.cli("failed")).output.strip() == "no failed deliveries"
+        both = await services.cli("replay")
         assert both.exit_code == 1
         assert "error:" in both.output
 
 
 async def test_status_dead_letters_redrive_and_revoke(
-    stack: Stack, token: Callable[..., str]
+    services: CliStack, token: Callable[..., str]
 ) -> None:
-    goals_topic = f"{stack.topic_prefix}goals"
+    goals_topic = f"{services.topic_prefix}goals"
     poison = b'{"specversion": "1.0", "id": '
-    await produce(stack.bootstrap, goals_topic, [poison])
+    await produce(services.bootstrap, goals_topic, [poison])
 
     operator = {"Authorization": f"Bearer {token('ops', OPERATOR)}"}
 
     async def dead_in(service: str, count: int, status: str = "dead") -> bool:
         async with httpx.AsyncClient(timeout=10) as http:
             answer = await http.get(
-                f"{stack.urls[service]}/v1/dead-letters",
+                f"{services.urls[service]}/v1/dead-letters",
                 params={"status": status},
                 headers=operator,
             )
@@ -139,33 +139,35 @@ async def test_status_dead_letters_redrive_and_revoke(
 
     await eventually(lambda: dead_in("sessions", 1), timeout=30, what="a sessions dead letter")
     await eventually(lambda: dead_in("notifications", 1), timeout=30, what="a notifications one")
-    (letter,) = parsed(await stack.cli("--json", "dead-letters", "--service", "sessions"))
+    (letter,) = parsed(await services.cli("--json", "dead-letters", "--service", "sessions"))
     assert (letter["topic"], letter["reason"], letter["tenant_id"]) == (
         goals_topic,
         "malformed_json",
         None,
     )
     # A tenant's own credential does not see a record naming no tenant.
-    tenant_view = await stack.cli("--token", token("acme"), "dead-letters", "--service", "sessions")
+    tenant_view = await services.cli(
+        "--token", token("acme"), "dead-letters", "--service", "sessions"
+    )
     assert tenant_view.output.strip() == "no dead letters"
 
-    redriven = parsed(await stack.cli("--json", "redrive", "--service", "sessions", "--all"))
+    redriven = parsed(await services.cli("--json", "redrive", "--service", "sessions", "--all"))
     assert redriven == [{"id": letter["id"], "topic": goals_topic, "result": "redriven"}]
     records = await read_records(
-        stack.bootstrap, goals_topic, until=lambda rs: [r.value for r in rs] == [poison] * 2
+        services.bootstrap, goals_topic, until=lambda rs: [r.value for r in rs] == [poison] * 2
     )
     assert all(dict(record.headers).keys().isdisjoint({"dlq-reason"}) for record in records)
     # Still poison: dead again in both services, the first letter stays re-driven.
     await eventually(lambda: dead_in("sessions", 1), timeout=30, what="dead again")
     assert await dead_in("sessions", 1, status="redriven")
     await eventually(lambda: dead_in("notifications", 2), timeout=30, what="both notifications")
-    nothing = await stack.cli("redrive", "--service", "sessions")
+    nothing = await services.cli("redrive", "--service", "sessions")
     assert nothing.exit_code == 1
     assert "error:" in nothing.output
 
-    status = {s["service"]: s for s in parsed(await stack.cli("--json", "status"))}
+    status = {s["service"]: s for s in parsed(await services.cli("--json", "status"))}
     assert set(status) == {"goals", "sessions", "notifications"}
-    for name, url in stack.urls.items():
+    for name, url in services.urls.items():
         assert status[name]["replicas"] == {url: "ready"}
         assert status[name]["outbox_backlog"] == 0
     for name in ("sessions", "notifications"):
@@ -178,7 +180,7 @@ async def test_status_dead_letters_redrive_and_revoke(
         "session.reminder",
     }
     assert set(status["goals"]["scheduler_lag_seconds"]) == {"milestone_overdue"}
-    table = await stack.cli("status")
+    table = await services.cli("status")
     assert table.exit_code == 0
     assert "OUTBOX_BACKLOG" in table.output
 
@@ -194,17 +196,18 @@ async def test_status_dead_letters_redrive_and_revoke(
             return {
                 (
                     await http.get(
-                        stack.urls[name] + path, headers={"Authorization": f"Bearer {credential}"}
+                        services.urls[name] + path,
+                        headers={"Authorization": f"Bearer {credential}"},
                     )
                 ).status_code
                 for name, path in authenticated.items()
             }
 
         assert await answers(revoked) == {200}
-        done = await stack.cli("revoke", revoked, "--reason", "leaked in a ticket")
+        done = await services.cli("revoke", revoked, "--reason", "leaked in a ticket")
         assert done.exit_code == 0, done.output
         token_id = _claims(by_id)["jti"]
-        assert (await stack.cli("revoke", "--id", token_id)).exit_code == 0
+        assert (await services.cli("revoke", "--id", token_id)).exit_code == 0
 
         async def refused_everywhere() -> bool:
             return await answers(revoked) == {401} and await answers(by_id) == {401}
@@ -212,11 +215,11 @@ async def test_status_dead_letters_redrive_and_revoke(
         await eventually(refused_everywhere, timeout=15, what="every service refusing")
         assert await answers(kept) == {200}
         refusal = await http.get(
-            stack.urls["goals"] + "/v1/goals", headers={"Authorization": f"Bearer {revoked}"}
+            services.urls["goals"] + "/v1/goals", headers={"Authorization": f"Bearer {revoked}"}
         )
         assert refusal.headers["content-type"] == "application/problem+json"
         assert "revoked" in refusal.json()["detail"]
-    bad = await stack.cli("revoke", "not-a-credential")
+    bad = await services.cli("revoke", "not-a-credential")
     assert bad.exit_code == 1
     assert "error:" in bad.output
 
