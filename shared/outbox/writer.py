@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.database import on_commit
 from shared.db.tables import outbox
 from shared.events import CloudEvent
 from shared.events.envelope import utc_now
@@ -38,11 +38,7 @@ class Outbox:
         if not rows:
             return
         await session.execute(insert(outbox), rows)
-        sync_session = session.sync_session
-        if not sync_session.info.get("outbox_listener"):
-            sync_session.info["outbox_listener"] = True
-            sa_event.listen(sync_session, "after_commit", self._after_commit, once=True)
-            sa_event.listen(sync_session, "after_rollback", self._forget, once=True)
+        on_commit(session, self.committed.set)
 
     def _row(self, event: CloudEvent) -> dict[str, Any]:
         return {
@@ -55,10 +51,3 @@ class Outbox:
             "created_at": utc_now(),
             "sent_at": None,
         }
-
-    def _after_commit(self, session: Any) -> None:
-        session.info.pop("outbox_listener", None)
-        self.committed.set()
-
-    def _forget(self, session: Any) -> None:
-        session.info.pop("outbox_listener", None)
