@@ -28,7 +28,7 @@ Writer = Annotated[Principal, Depends(require("notifications:write"))]
 EndpointId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,36}$")]
 
 
-def get_endpoints(request: Request) -> EndpointsService:
+async def get_endpoints(request: Request) -> EndpointsService:
     service: EndpointsService = request.app.state.endpoints
     return service
 

@@ -32,7 +32,7 @@ EventTypePath = Annotated[str, Path(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=10
 Token = Annotated[str, Query(min_length=1, max_length=4000, description="The signed link token.")]
 
 
-def get_email(request: Request) -> EmailConfigService:
+async def get_email(request: Request) -> EmailConfigService:
     service: EmailConfigService = request.app.state.email
     return service
 

@@ -31,7 +31,7 @@ Identifier = Annotated[str, Path(pattern=EVENT_ID_PATTERN)]
 EndpointId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,36}$")]
 
 
-def get_operations(request: Request) -> OperationsService:
+async def get_operations(request: Request) -> OperationsService:
     service: OperationsService = request.app.state.operations
     return service
 

@@ -39,22 +39,22 @@ GoalId = Annotated[str, Path(min_length=1, max_length=128, description="The goal
 SessionId = Annotated[str, Path(min_length=1, max_length=128, description="The session's id.")]
 
 
-def _checkins(request: Request) -> CheckinService:
+async def _checkins(request: Request) -> CheckinService:
     service: CheckinService = request.app.state.checkins
     return service
 
 
-def _coaching(request: Request) -> CoachingService:
+async def _coaching(request: Request) -> CoachingService:
     service: CoachingService = request.app.state.coaching
     return service
 
 
-def _forecasts(request: Request) -> ForecastService:
+async def _forecasts(request: Request) -> ForecastService:
     service: ForecastService = request.app.state.forecasts
     return service
 
 
-def _ranking(request: Request) -> RiskRanking:
+async def _ranking(request: Request) -> RiskRanking:
     service: RiskRanking = request.app.state.ranking
     return service
 

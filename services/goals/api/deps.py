@@ -23,12 +23,12 @@ Ingesting = Annotated[Principal, Depends(rate_limited("goals:write"))]
 """A writer whose request counts against its tenant's ingestion rate (429 beyond it)."""
 
 
-def get_service(request: Request) -> GoalsService:
+async def get_service(request: Request) -> GoalsService:
     service: GoalsService = request.app.state.goals
     return service
 
 
-def get_ingestor(request: Request) -> BatchIngestor:
+async def get_ingestor(request: Request) -> BatchIngestor:
     ingestor: BatchIngestor = request.app.state.ingestor
     return ingestor
 
