@@ -31,7 +31,7 @@ from tests.reliability.conftest import RecordResult
 from tests.reliability.harness import Ledger, Stack, goal_event_ids, register_endpoint, wait_for
 from tests.services.goals.fixtures import goal_body
 from tests.support.kafka import read_events
-from tests.support.receiver import running_receiver
+from tests.support.receiver import Received, Reply, running_receiver
 
 pytestmark = pytest.mark.reliability
 
@@ -125,6 +125,21 @@ class Integrator:
             await asyncio.sleep(0.2)
 
 
+class SlowReceiver:
+    """Answers after 100 ms, so deliveries are in flight at any moment of the stream."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+
+    async def __call__(self, _: Received) -> Reply:
+        self.in_flight += 1
+        try:
+            await asyncio.sleep(0.1)
+        finally:
+            self.in_flight -= 1
+        return Reply()
+
+
 async def _kill_and_restart(stack: Stack, name: str, downtimes: dict[str, float]) -> None:
     killed = time.monotonic()
     await stack.kill(name)
@@ -140,8 +155,9 @@ async def test_nothing_is_lost_while_each_service_is_killed_in_turn(
     record_result: RecordResult,
 ) -> None:
     downtimes: dict[str, float] = {}
+    slow = SlowReceiver()
     async with (
-        running_receiver() as receiver,
+        running_receiver(slow) as receiver,
         httpx.AsyncClient(timeout=30, headers=auth_headers()) as http,
     ):
         await asyncio.gather(
@@ -164,7 +180,10 @@ async def test_nothing_is_lost_while_each_service_is_killed_in_turn(
             await asyncio.sleep(STREAM_SECONDS * 0.25)
             await _kill_and_restart(stack, "goals", downtimes)  # mid-stream: relay publishing
             await asyncio.sleep(STREAM_SECONDS * 0.2)
-            await _kill_and_restart(stack, "notifications", downtimes)  # delivering the stream
+            await wait_for(
+                lambda: slow.in_flight > 0, timeout=30, what="a delivery in flight", interval=0.01
+            )
+            await _kill_and_restart(stack, "notifications", downtimes)  # mid-delivery
 
         await asyncio.gather(stream(), faults())
         stop.set()
