@@ -81,6 +81,7 @@ def create_app(
                 clock,
                 first_webhook_delay=settings.webhook_retry_schedule_seconds[0],
                 first_email_delay=settings.email_retry_schedule_seconds[0],
+                handoff=dispatcher,
             ),
             producer=runtime.producer,
             service="notifications",

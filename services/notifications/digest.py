@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.notifications.email_repository import EmailRepository
-from services.notifications.intake import new_delivery
+from services.notifications.intake_rows import new_delivery
 from services.notifications.models import DigestEntry, Message, Preference
 from services.notifications.rules import DIGEST_EVENT_TYPE
 from services.notifications.settings import WEEKDAY_NAMES, NotificationsSettings

@@ -17,10 +17,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from services.notifications.email_delivery import EmailDelivery
-from services.notifications.lanes import EMAIL_LANE, Lanes
+from services.notifications.lanes import EMAIL_LANE, Lane, Lanes
 from services.notifications.models import Endpoint
 from services.notifications.outcomes import Claimed, OutcomeRecorder
-from services.notifications.repository import CANCELLED, NotificationsRepository
+from services.notifications.repository import CANCELLED, DueDelivery, NotificationsRepository
 from services.notifications.settings import NotificationsSettings
 from services.notifications.signing import SecretBox
 from services.notifications.smtp import SmtpPool
@@ -67,6 +67,11 @@ class Dispatcher:
                 metrics.DELIVERIES.labels("notifications", channel, outcome)
         self.claimed = 0
         """Deliveries this process has claimed since it started (for tests and debugging)."""
+        self._reserved = 0
+        self._backlog = True
+        """The last claim left due work behind: any finished attempt should claim again."""
+        self._blocked: frozenset[str] = frozenset()
+        """Lanes the last claim skipped as full: a slot freeing there may unblock their work."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
@@ -81,8 +86,62 @@ class Dispatcher:
             await asyncio.wait(self._in_flight, timeout=self._settings.webhook_timeout_seconds + 1)
         for task in list(self._in_flight):
             task.cancel()
+        await self._recorder.drain()
         await self._sender.close()
         await self._smtp.close()
+
+    # -- hand-off from intake ----------------------------------------------------
+    #
+    # A delivery intake writes due now, for a lane with a free slot, does not
+    # need a claim: intake takes the slot before it writes the row, writes the
+    # row already leased to this process, and hands it over once its
+    # transaction committed. The claim (a transaction of five statements per
+    # round) is then only for retries and for work no lane had room for.
+    # The lease means the same as a claimed one: if this process dies, it runs
+    # out and any replica takes the delivery.
+
+    def reserve(self, lane: str, endpoint: Endpoint | None) -> bool:
+        """Take a slot in ``lane`` for a delivery about to be written, if one is free now."""
+        if self._stopping.is_set() or self._task is None:
+            return False
+        if len(self._in_flight) + self._reserved >= self._settings.dispatch_max_in_flight:
+            return False
+        slot = self._lane(lane, endpoint)
+        if not slot.has_room():
+            return False
+        slot.take()
+        self._reserved += 1
+        return True
+
+    def unreserve(self, lane: str) -> None:
+        """The delivery a slot was taken for was not written after all."""
+        self._reserved -= 1
+        self._lanes.release(lane)
+
+    def lease_until(self) -> datetime:
+        """When a lease taken now runs out (wall-clock time, like every lease)."""
+        return datetime.now(UTC) + timedelta(seconds=self._settings.dispatch_lease_seconds)
+
+    def hand_over(self, items: list[Claimed]) -> None:
+        """Start the attempts of committed, leased deliveries whose slots were reserved."""
+        self._reserved -= len(items)
+        self.claimed += len(items)
+        for item in items:
+            self._start(item)
+
+    def _start(self, item: Claimed) -> None:
+        task = asyncio.create_task(self._attempt(item), name=f"delivery:{item.delivery_id}")
+        self._in_flight.add(task)
+        task.add_done_callback(functools.partial(self._finished, item=item))
+
+    def _lane(self, key: str, endpoint: Endpoint | None) -> Lane:
+        if key == EMAIL_LANE:
+            return self._lanes.get(EMAIL_LANE)
+        return self._lanes.get(
+            key,
+            rate_per_second=(endpoint.rate_limit_per_second if endpoint else None)
+            or self._settings.webhook_default_rate_per_second,
+        )
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -105,8 +164,9 @@ class Dispatcher:
         self.wake.clear()
 
     async def _claim(self) -> int:
-        room = self._settings.dispatch_max_in_flight - len(self._in_flight)
+        room = self._settings.dispatch_max_in_flight - len(self._in_flight) - self._reserved
         if room <= 0:
+            self._backlog = True
             return 0
         saturated = self._lanes.saturated()
         now = self._clock.now()
@@ -116,58 +176,74 @@ class Dispatcher:
         wall = datetime.now(UTC)
         lease = wall + timedelta(seconds=self._settings.dispatch_lease_seconds)
         accepted: list[Claimed] = []
-        async with self._db.transaction() as session:
-            repository = NotificationsRepository(session)
-            candidates = await repository.due_candidates(
-                now,
-                min(room, self._settings.dispatch_batch_size),
-                lease_now=wall,
-                skip_endpoints=[key for key in saturated if key != EMAIL_LANE],
-                skip_email=EMAIL_LANE in saturated,
-            )
-            if not candidates:
-                return 0
-            endpoints = await repository.endpoints_by_id(
-                [d.endpoint_id for d in candidates if d.endpoint_id]
-            )
-            messages = await repository.messages_by_id([d.message_id for d in candidates])
-            for delivery in candidates:
-                endpoint = endpoints.get(delivery.endpoint_id or "")
-                key = EMAIL_LANE if delivery.channel == "email" else delivery.endpoint_id or ""
-                if key == EMAIL_LANE:
-                    lane = self._lanes.get(EMAIL_LANE)
-                else:
-                    lane = self._lanes.get(
-                        key,
-                        rate_per_second=(endpoint.rate_limit_per_second if endpoint else None)
-                        or self._settings.webhook_default_rate_per_second,
-                    )
-                if not lane.has_room():
-                    continue  # left unleased: the next claim finds it when the lane frees up
-                lane.take()
-                accepted.append(
+        chosen: list[tuple[DueDelivery, str]] = []
+        try:
+            async with self._db.transaction() as session:
+                repository = NotificationsRepository(session)
+                candidates = await repository.due_candidates(
+                    now,
+                    min(room, self._settings.dispatch_batch_size),
+                    lease_now=wall,
+                    skip_endpoints=[key for key in saturated if key != EMAIL_LANE],
+                    skip_email=EMAIL_LANE in saturated,
+                )
+                self._blocked = frozenset(saturated)
+                if not candidates:
+                    self._backlog = False
+                    return 0
+                endpoints = await repository.endpoints_by_id(
+                    [d.endpoint_id for d in candidates if d.endpoint_id]
+                )
+                chosen = self._take_lanes(candidates, endpoints)
+                limit = min(room, self._settings.dispatch_batch_size)
+                self._backlog = len(chosen) < len(candidates) or len(candidates) >= limit
+                # Messages (with their payloads) only for what was taken.
+                messages = await repository.messages_by_id([d.message_id for d, _ in chosen])
+                accepted = [
                     Claimed(
                         delivery_id=delivery.id,
                         channel=delivery.channel,
                         attempts=delivery.attempts,
                         message=messages[delivery.message_id],
-                        endpoint=endpoint,
+                        endpoint=endpoints.get(delivery.endpoint_id or ""),
                         recipient=delivery.recipient,
                         lane=key,
                     )
-                )
-            await repository.lease([c.delivery_id for c in accepted], lease)
+                    for delivery, key in chosen
+                ]
+                await repository.lease([c.delivery_id for c in accepted], lease)
+        except BaseException:
+            # Nothing was leased: give back the lane slots taken for it.
+            for _, key in chosen:
+                self._lanes.release(key)
+            raise
         self.claimed += len(accepted)
         for item in accepted:
-            task = asyncio.create_task(self._attempt(item), name=f"delivery:{item.delivery_id}")
-            self._in_flight.add(task)
-            task.add_done_callback(functools.partial(self._finished, item=item))
+            self._start(item)
         return len(accepted)
+
+    def _take_lanes(
+        self, candidates: list[DueDelivery], endpoints: dict[str, Endpoint]
+    ) -> list[tuple[DueDelivery, str]]:
+        """The candidates whose lanes have room, with a slot taken in each; and their lane."""
+        chosen: list[tuple[DueDelivery, str]] = []
+        for delivery in candidates:
+            endpoint = endpoints.get(delivery.endpoint_id or "")
+            key = EMAIL_LANE if delivery.channel == "email" else delivery.endpoint_id or ""
+            lane = self._lane(key, endpoint)
+            if not lane.has_room():
+                continue  # left unleased: the next claim finds it when the lane frees up
+            lane.take()
+            chosen.append((delivery, key))
+        return chosen
 
     def _finished(self, task: asyncio.Task[None], *, item: Claimed) -> None:
         self._in_flight.discard(task)
         self._lanes.release(item.lane)
-        self.wake.set()
+        # Claim again only if work may be waiting for this slot; new work is handed over
+        # by intake, and retries come due on the poll.
+        if self._backlog or item.lane in self._blocked:
+            self.wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 "dispatch.attempt.crashed",
@@ -207,6 +283,7 @@ class Dispatcher:
             msg_id=item.message.id,
             body=item.message.payload,
             extra_headers={str(k): str(v) for k, v in (endpoint.headers or {}).items()},
+            lane=item.lane,
         )
         if faults.armed:
             await faults.reached("dispatcher.after_send")

@@ -132,13 +132,15 @@ class EmailRepository:
         )
         return {(q.tenant_id, q.goal_id): q for q in rows.scalars()}
 
-    async def upsert_quiet_hours(
-        self, tenant_id: str, goal_id: str, start: str | None, end: str | None, version: int
-    ) -> None:
-        """Keep the newest version of a goal's quiet hours (events may arrive out of order)."""
-        statement = self._insert(GoalQuietHours).values(
-            tenant_id=tenant_id, goal_id=goal_id, quiet_start=start, quiet_end=end, version=version
-        )
+    async def upsert_quiet_hours(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Keep the newest version of goals' quiet hours (events may arrive out of order).
+
+        ``rows`` carry tenant_id, goal_id, quiet_start, quiet_end and version;
+        one statement for all of them.
+        """
+        if not rows:
+            return
+        statement = self._insert(GoalQuietHours).values(list(rows))
         await self._session.execute(
             statement.on_conflict_do_update(
                 index_elements=["tenant_id", "goal_id"],

@@ -13,13 +13,20 @@ explains exactly what happened at the time, not what would happen today.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from services.notifications.email_repository import EmailRepository
+from services.notifications.intake_rows import (
+    HandedOver,
+    Handoff,
+    Rows,
+    delivery_values,
+    digest_values,
+)
+from services.notifications.lanes import EMAIL_LANE
 from services.notifications.matching import payload_matches, type_matches
 from services.notifications.models import (
     Delivery,
@@ -29,14 +36,13 @@ from services.notifications.models import (
     Message,
     Preference,
 )
-from services.notifications.repository import PENDING, NotificationsRepository
+from services.notifications.repository import NotificationsRepository
 from services.notifications.rules import (
     DIGEST_TYPES,
     QuietHours,
     Recipient,
     candidates,
     goal_of,
-    mentee_of,
     roles_for,
     wants,
 )
@@ -53,15 +59,6 @@ log = get_logger(__name__)
 def goal_id_of(event: CloudEvent) -> str | None:
     goal = goal_of(event)
     return goal.goal_id if goal is not None else None
-
-
-@dataclass
-class Rows:
-    """What one batch inserts, as plain values."""
-
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-    digests: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -85,14 +82,34 @@ class IntakeHandler:
         *,
         first_webhook_delay: float = 0.0,
         first_email_delay: float = 0.0,
+        handoff: Handoff | None = None,
     ) -> None:
         self._db = database
         self._wake = wake_dispatcher
+        self._handoff = handoff
         self._clock = clock
         self._webhook_delay = timedelta(seconds=first_webhook_delay)
         self._email_delay = timedelta(seconds=first_email_delay)
 
     async def __call__(self, batch: Sequence[ConsumedEvent]) -> None:
+        rows = Rows()
+        try:
+            created = await self._write(batch, rows)
+        except BaseException:
+            for handed in rows.handed:
+                assert self._handoff is not None
+                self._handoff.unreserve(handed.lane)
+            raise
+        if rows.handed:
+            assert self._handoff is not None
+            messages = {row["id"]: row for row in rows.messages}
+            self._handoff.hand_over(
+                [h.claimed(messages[h.delivery["message_id"]]) for h in rows.handed]
+            )
+        if created > len(rows.handed):
+            self._wake.set()
+
+    async def _write(self, batch: Sequence[ConsumedEvent], rows: Rows) -> int:
         created = 0
         async with self._db.transaction() as session:
             repository = NotificationsRepository(session)
@@ -108,11 +125,10 @@ class IntakeHandler:
                 seen.add(item.event.id)
                 fresh.append(item)
             if not fresh:
-                return
+                return 0
             context = await self._load(repository, emails, [item.event for item in fresh])
             await self._project_quiet_hours(emails, context)
             now = self._clock.now()
-            rows = Rows()
             for item in fresh:
                 with event_scope(item.event):
                     created += self._store(context, item, now, rows)
@@ -121,8 +137,24 @@ class IntakeHandler:
             await repository.insert_many(Message, rows.messages)
             await repository.insert_many(Delivery, rows.deliveries)
             await repository.insert_many(DigestEntry, rows.digests)
-        if created:
-            self._wake.set()
+        return created
+
+    def _lease_now(
+        self,
+        delivery: dict[str, Any],
+        now: datetime,
+        rows: Rows,
+        *,
+        lane: str,
+        endpoint: Endpoint | None,
+    ) -> None:
+        """Lease a delivery due now to this process's dispatcher if its lane has a free slot."""
+        if self._handoff is None or delivery["next_attempt_at"] > now:
+            return
+        if not self._handoff.reserve(lane, endpoint):
+            return
+        delivery["locked_until"] = self._handoff.lease_until()
+        rows.handed.append(HandedOver(delivery, lane, endpoint))
 
     async def _load(
         self,
@@ -131,7 +163,7 @@ class IntakeHandler:
         events: list[CloudEvent],
     ) -> BatchContext:
         tenants = sorted({event.tenantid for event in events})
-        pairs = {(event.tenantid, person.email) for event in events for person in candidates(event)}
+        rules = await emails.rules(tenants)
         goals: set[tuple[str, str]] = set()
         updates: dict[tuple[str, str], GoalSnapshot] = {}
         for event in events:
@@ -144,9 +176,10 @@ class IntakeHandler:
                 key not in updates or updates[key].version < goal.version
             ):
                 updates[key] = goal
+        pairs = _pairs_to_look_up(events, rules)
         return BatchContext(
             endpoints=await repository.tenant_endpoints(tenants),
-            rules=await emails.rules(tenants),
+            rules=rules,
             preferences=await emails.preferences(pairs),
             unsubscribed=await emails.unsubscribed(pairs),
             quiet_hours=await emails.quiet_hours(goals),
@@ -154,20 +187,26 @@ class IntakeHandler:
         )
 
     async def _project_quiet_hours(self, emails: EmailRepository, context: BatchContext) -> None:
+        """Keep each goal's policy quiet hours; write only where this batch has a newer one."""
+        rows: list[dict[str, Any]] = []
         for (tenant, goal_id), goal in context.quiet_updates.items():
+            known = context.quiet_hours.get((tenant, goal_id))
+            if known is not None and known.version >= goal.version:
+                continue
             quiet = goal.policy.quiet_hours if goal.policy else None
             start = quiet.start.strftime("%H:%M") if quiet else None
             end = quiet.end.strftime("%H:%M") if quiet else None
-            await emails.upsert_quiet_hours(tenant, goal_id, start, end, goal.version)
-            known = context.quiet_hours.get((tenant, goal_id))
-            if known is None or known.version < goal.version:
-                context.quiet_hours[(tenant, goal_id)] = GoalQuietHours(
-                    tenant_id=tenant,
-                    goal_id=goal_id,
-                    quiet_start=start,
-                    quiet_end=end,
-                    version=goal.version,
-                )
+            rows.append(
+                {
+                    "tenant_id": tenant,
+                    "goal_id": goal_id,
+                    "quiet_start": start,
+                    "quiet_end": end,
+                    "version": goal.version,
+                }
+            )
+            context.quiet_hours[(tenant, goal_id)] = GoalQuietHours(**rows[-1])
+        await emails.upsert_quiet_hours(rows)
 
     def _store(
         self,
@@ -231,16 +270,16 @@ class IntakeHandler:
                 }
             )
             if reason == "matched":
-                rows.deliveries.append(
-                    delivery_values(
-                        event.tenantid,
-                        event.id,
-                        "webhook",
-                        now,
-                        endpoint.id,
-                        due=now + self._webhook_delay,
-                    )
+                delivery = delivery_values(
+                    event.tenantid,
+                    event.id,
+                    "webhook",
+                    now,
+                    endpoint.id,
+                    due=now + self._webhook_delay,
                 )
+                self._lease_now(delivery, now, rows, lane=endpoint.id, endpoint=endpoint)
+                rows.deliveries.append(delivery)
                 count += 1
         return count
 
@@ -297,99 +336,37 @@ class IntakeHandler:
                 if quiet
                 else None,
             }
-            rows.deliveries.append(
-                delivery_values(
-                    event.tenantid,
-                    event.id,
-                    "email",
-                    now,
-                    None,
-                    due=max(release or now, now + self._email_delay),
-                    recipient=recipient,
-                )
+            delivery = delivery_values(
+                event.tenantid,
+                event.id,
+                "email",
+                now,
+                None,
+                due=max(release or now, now + self._email_delay),
+                recipient=recipient,
             )
+            self._lease_now(delivery, now, rows, lane=EMAIL_LANE, endpoint=None)
+            rows.deliveries.append(delivery)
             count += 1
         return count
 
 
-def delivery_values(
-    tenant_id: str,
-    message_id: str,
-    channel: str,
-    now: datetime,
-    endpoint_id: str | None,
-    *,
-    due: datetime | None = None,
-    recipient: dict[str, Any] | None = None,
-    replay_of: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "tenant_id": tenant_id,
-        "message_id": message_id,
-        "channel": channel,
-        "endpoint_id": endpoint_id,
-        "recipient": recipient,
-        "replay_of": replay_of,
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": due or now,
-        "locked_until": None,
-        "last_status_code": None,
-        "last_error": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+def _pairs_to_look_up(
+    events: Sequence[CloudEvent], rules: dict[str, dict[str, list[str]]]
+) -> set[tuple[str, str]]:
+    """(tenant, email) of everyone whose preferences routing will read.
 
-
-def new_delivery(
-    tenant_id: str,
-    message_id: str,
-    channel: str,
-    now: datetime,
-    endpoint_id: str | None,
-    *,
-    due: datetime | None = None,
-    recipient: dict[str, Any] | None = None,
-    replay_of: str | None = None,
-) -> Delivery:
-    return Delivery(
-        **delivery_values(
-            tenant_id,
-            message_id,
-            channel,
-            now,
-            endpoint_id,
-            due=due,
-            recipient=recipient,
-            replay_of=replay_of,
-        )
-    )
-
-
-def digest_values(event: CloudEvent, person: Recipient, now: datetime) -> dict[str, Any]:
-    goal = goal_of(event)
-    assert goal is not None
-    mentee = mentee_of(event)
-    risk = getattr(event.data, "risk", None)
-    streak: int | None = None
-    if event.type == "streak.updated":
-        streak = int(getattr(event.data, "current", 0))
-    elif event.type == "streak.broken":
-        streak = 0
-    return {
-        "tenant_id": event.tenantid,
-        "email": person.email,
-        "role": person.role,
-        "recipient_name": person.name,
-        "event_id": event.id,
-        "event_type": event.type,
-        "goal_id": goal.goal_id,
-        "goal_title": goal.title,
-        "mentee_name": mentee.name if mentee else goal.title,
-        "risk_score": getattr(risk, "score", None),
-        "streak": streak,
-        "occurred_at": event.time,
-        "digest_id": None,
-        "created_at": now,
-    }
+    That is the people an event may email (by the rules) and, for the types a
+    digest rolls up, everyone on the goal; for the rest (most goal events
+    email nobody) the preference and unsubscribe queries are skipped.
+    """
+    pairs: set[tuple[str, str]] = set()
+    for event in events:
+        people = candidates(event)
+        if not people:
+            continue
+        roles = roles_for(event, rules.get(event.tenantid, {}))
+        for person in people:
+            if event.type in DIGEST_TYPES or wants(roles, person):
+                pairs.add((event.tenantid, person.email))
+    return pairs

@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.notifications.intake import new_delivery
+from services.notifications.intake_rows import new_delivery
 from services.notifications.matching import payload_matches, type_matches
 from services.notifications.models import Delivery, Message
 from services.notifications.repository import (

@@ -8,12 +8,13 @@ attempts log, the queue and the published events never disagree.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from services.notifications.models import Attempt, Endpoint, Message
+from services.notifications.models import Attempt, Delivery, Endpoint, Message
 from services.notifications.repository import (
     CANCELLED,
     FAILED,
@@ -60,6 +61,11 @@ class Claimed:
     lane: str = ""
 
 
+def _fail(item: _Pending, error: BaseException) -> None:
+    if not item.done.done():
+        item.done.set_exception(error)
+
+
 def retry_delay(schedule: list[float], attempts_made: int, jitter: float) -> float | None:
     """Seconds until the next attempt, or None when the schedule is used up."""
     if attempts_made >= len(schedule):
@@ -68,13 +74,36 @@ def retry_delay(schedule: list[float], attempts_made: int, jitter: float) -> flo
     return base * random.uniform(1 - jitter, 1 + jitter) if base > 0 else 0.0
 
 
+@dataclass(slots=True)
+class _Pending:
+    claimed: Claimed
+    result: AttemptResult
+    started: datetime
+    done: asyncio.Future[str]
+    status: str = ""
+    delay: float | None = None
+    superfluous: bool = False
+
+
 class OutcomeRecorder:
+    """Records attempts, many to a transaction (group commit).
+
+    Attempts finish one by one, and a transaction each cost more than the
+    attempt (its begin, reads and commit, an outbox insert, a relay wake-up).
+    ``record`` queues the result and waits; one writer takes everything queued
+    into one transaction, and what finishes meanwhile goes into the next. Each
+    attempt's effects are the same as alone; if a group fails, its attempts
+    are recorded one by one, so one bad attempt cannot fail its neighbours.
+    """
+
     def __init__(
         self, runtime: ServiceRuntime, settings: NotificationsSettings, clock: Clock
     ) -> None:
         self._runtime = runtime
         self._settings = settings
         self._clock = clock
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def _schedule(self, channel: str) -> list[float]:
         if channel == "email":
@@ -83,63 +112,121 @@ class OutcomeRecorder:
 
     async def record(self, claimed: Claimed, result: AttemptResult, started: datetime) -> str:
         """Store the attempt and move the delivery on; returns the delivery's new status."""
-        message, endpoint = claimed.message, claimed.endpoint
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(claimed, result, started, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued(), name="outcome-writer")
+        return await asyncio.shield(done)
+
+    async def drain(self) -> None:
+        """Wait until everything queued is written (at shutdown, before the database closes)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            group, self._queue = self._queue, []
+            try:
+                await self._write(group)
+            except Exception as error:
+                if len(group) == 1:
+                    _fail(group[0], error)
+                    continue
+                for item in group:  # find the one at fault; the others still count
+                    try:
+                        await self._write([item])
+                    except Exception as single:
+                        _fail(item, single)
+
+    async def _write(self, group: list[_Pending]) -> None:
         events: list[CloudEvent] = []
         async with self._runtime.database.transaction() as session:
             repository = NotificationsRepository(session)
-            delivery = await repository.delivery(claimed.delivery_id)
-            if delivery is None or delivery.status != PENDING:
-                # Someone recorded it first (its lease had run out): at least once, so say so.
-                log.warning(
-                    "delivery.attempt.superfluous",
-                    delivery_id=claimed.delivery_id,
-                    status=delivery.status if delivery else None,
-                    succeeded=result.succeeded,
-                )
-                return delivery.status if delivery else CANCELLED
-            now = self._clock.now()
-            delivery.attempts += 1
-            repository.add(
-                Attempt(
-                    delivery_id=delivery.id,
-                    number=delivery.attempts,
-                    started_at=started,
-                    latency_ms=round(result.latency_ms, 3),
-                    status_code=result.status_code,
-                    error=result.error,
-                    response_excerpt=result.excerpt,
-                )
-            )
-            delivery.last_status_code = result.status_code
-            delivery.last_error = result.error
-            delivery.locked_until = None
-            delivery.updated_at = now
-            delay = None
-            if not result.succeeded and not result.abort and not result.gone:
-                delay = retry_delay(
-                    self._schedule(claimed.channel),
-                    delivery.attempts,
-                    self._settings.webhook_retry_jitter,
-                )
-                if delay is not None and result.retry_after is not None:
-                    delay = min(result.retry_after, self._settings.webhook_retry_after_max_seconds)
-            if result.succeeded:
-                delivery.status, delivery.next_attempt_at = SUCCEEDED, None
-                events.append(self._outcome(NotificationSent, claimed, delivery.attempts, result))
-            elif delay is None:
-                delivery.status, delivery.next_attempt_at = FAILED, None
-                events.append(self._outcome(NotificationFailed, claimed, delivery.attempts, result))
-            else:
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-            if endpoint is not None and claimed.channel == "webhook":
-                events += await self._track_endpoint(repository, endpoint, result, now)
+            deliveries = await repository.deliveries_by_id([p.claimed.delivery_id for p in group])
+            for index, item in enumerate(group):
+                delivery = deliveries.get(item.claimed.delivery_id)
+                disabled = await self._apply(repository, item, delivery, events)
+                if disabled:  # cancelled the endpoint's pending deliveries: read them again
+                    rest = [p.claimed.delivery_id for p in group[index + 1 :]]
+                    deliveries.update(await repository.deliveries_by_id(rest, refresh=True))
             await self._runtime.outbox.add(session, events)
-            status = delivery.status
-        outcome = status if status != PENDING else "retrying"
+        for item in group:
+            self._report(item)
+            if not item.done.done():
+                item.done.set_result(item.status)
+
+    async def _apply(
+        self,
+        repository: NotificationsRepository,
+        item: _Pending,
+        delivery: Delivery | None,
+        events: list[CloudEvent],
+    ) -> bool:
+        """One attempt's effects on its delivery and endpoint; True if it disabled the endpoint."""
+        claimed, result = item.claimed, item.result
+        if delivery is None or delivery.status != PENDING:
+            # Someone recorded it first (its lease had run out): at least once, so say so.
+            item.superfluous = True
+            item.status = delivery.status if delivery else CANCELLED
+            return False
+        now = self._clock.now()
+        delivery.attempts += 1
+        repository.add(
+            Attempt(
+                delivery_id=delivery.id,
+                number=delivery.attempts,
+                started_at=item.started,
+                latency_ms=round(result.latency_ms, 3),
+                status_code=result.status_code,
+                error=result.error,
+                response_excerpt=result.excerpt,
+            )
+        )
+        delivery.last_status_code = result.status_code
+        delivery.last_error = result.error
+        delivery.locked_until = None
+        delivery.updated_at = now
+        delay = None
+        if not result.succeeded and not result.abort and not result.gone:
+            delay = retry_delay(
+                self._schedule(claimed.channel),
+                delivery.attempts,
+                self._settings.webhook_retry_jitter,
+            )
+            if delay is not None and result.retry_after is not None:
+                delay = min(result.retry_after, self._settings.webhook_retry_after_max_seconds)
+        if result.succeeded:
+            delivery.status, delivery.next_attempt_at = SUCCEEDED, None
+            events.append(self._outcome(NotificationSent, claimed, delivery.attempts, result))
+        elif delay is None:
+            delivery.status, delivery.next_attempt_at = FAILED, None
+            events.append(self._outcome(NotificationFailed, claimed, delivery.attempts, result))
+        else:
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+        item.status, item.delay = delivery.status, delay
+        disabled: list[CloudEvent] = []
+        if claimed.endpoint is not None and claimed.channel == "webhook":
+            disabled = await self._track_endpoint(repository, claimed.endpoint, result, now)
+            events += disabled
+        return bool(disabled)
+
+    def _report(self, item: _Pending) -> None:
+        """Metrics and the attempt's log line, once its transaction committed."""
+        claimed, result, message = item.claimed, item.result, item.claimed.message
+        if item.superfluous:
+            log.warning(
+                "delivery.attempt.superfluous",
+                delivery_id=claimed.delivery_id,
+                status=item.status,
+                succeeded=result.succeeded,
+            )
+            return
+        outcome = item.status if item.status != PENDING else "retrying"
         metrics.DELIVERIES.labels(SERVICE, claimed.channel, outcome).inc()
-        if status == SUCCEEDED:
+        if item.status == SUCCEEDED:
             lag = (self._clock.now() - message.event_time).total_seconds()
             metrics.DELIVERY_LATENCY.labels(SERVICE, claimed.channel).observe(max(0.0, lag))
+        endpoint = claimed.endpoint
         log.info(
             "delivery.attempt.succeeded" if result.succeeded else "delivery.attempt.failed",
             delivery_id=claimed.delivery_id,
@@ -151,9 +238,8 @@ class OutcomeRecorder:
             latency_ms=round(result.latency_ms, 2),
             error=result.error,
             outcome=outcome,
-            retry_in=delay,
+            retry_in=item.delay,
         )
-        return status
 
     async def _track_endpoint(
         self,

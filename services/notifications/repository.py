@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
@@ -32,6 +33,18 @@ SUPERSEDED = "superseded"
 
 def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """What the dispatcher needs of a due delivery to choose and start its attempt."""
+
+    id: str
+    message_id: str
+    channel: str
+    endpoint_id: str | None
+    attempts: int
+    recipient: dict[str, Any] | None
 
 
 class NotificationsRepository:
@@ -276,6 +289,18 @@ class NotificationsRepository:
         )
         return list(rows.scalars())
 
+    async def deliveries_by_id(
+        self, ids: Sequence[str], *, refresh: bool = False
+    ) -> dict[str, Delivery]:
+        """Deliveries by id (``refresh`` reloads ones this session already holds)."""
+        if not ids:
+            return {}
+        query = select(Delivery).where(Delivery.id.in_(set(ids)))
+        if refresh:
+            query = query.execution_options(populate_existing=True)
+        rows = await self._session.execute(query)
+        return {delivery.id: delivery for delivery in rows.scalars()}
+
     async def delivery(self, delivery_id: str) -> Delivery | None:
         result: Delivery | None = await self._session.get(Delivery, delivery_id)
         return result
@@ -288,10 +313,23 @@ class NotificationsRepository:
         lease_now: datetime,
         skip_endpoints: Sequence[str],
         skip_email: bool,
-    ) -> list[Delivery]:
+    ) -> list[DueDelivery]:
         """Due (by ``now``), unleased (by ``lease_now``) deliveries of lanes with room, locked
-        against other replicas."""
-        query = select(Delivery).where(
+        against other replicas.
+
+        Only the columns the dispatcher needs, not ORM objects: a claim reads up to
+        a batch of candidates and may take only the few its lanes have room for, so
+        loading whole rows (and their messages) for all of them cost more than the
+        attempts themselves.
+        """
+        query = select(
+            Delivery.id,
+            Delivery.message_id,
+            Delivery.channel,
+            Delivery.endpoint_id,
+            Delivery.attempts,
+            Delivery.recipient,
+        ).where(
             Delivery.status == PENDING,
             Delivery.next_attempt_at <= now,
             or_(Delivery.locked_until.is_(None), Delivery.locked_until < lease_now),
@@ -303,14 +341,19 @@ class NotificationsRepository:
         if skip_email:
             query = query.where(Delivery.channel != "email")
         rows = await self._session.execute(
-            query.order_by(Delivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+            query.order_by(Delivery.next_attempt_at)
+            .limit(limit)
+            .with_for_update(of=Delivery, skip_locked=True)
         )
-        return list(rows.scalars())
+        return [DueDelivery(*row) for row in rows]
 
     async def lease(self, ids: Sequence[str], until: datetime) -> None:
         if ids:
             await self._session.execute(
-                update(Delivery).where(Delivery.id.in_(ids)).values(locked_until=until)
+                update(Delivery)
+                .where(Delivery.id.in_(ids))
+                .values(locked_until=until)
+                .execution_options(synchronize_session=False)
             )
 
     async def recoverable(

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from services.notifications.intake import new_delivery
+from services.notifications.intake_rows import new_delivery
 from services.notifications.matching import payload_filter_errors
 from services.notifications.models import Endpoint, Message
 from services.notifications.outcomes import SOURCE, disable_endpoint

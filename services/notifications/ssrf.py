@@ -242,12 +242,16 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     replaced by an identical one that connects through :class:`GuardedBackend`.
     """
 
-    def __init__(self, guard: Guard, *, limits: httpx.Limits, ca_file: str | None = None) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        # httpx's own trust store (certifi), plus the operator's CA where one is given.
-        ssl_context = ssl.create_default_context(cafile=certifi.where())
-        if ca_file is not None:
-            ssl_context.load_verify_locations(cafile=ca_file)
+    def __init__(
+        self,
+        guard: Guard,
+        *,
+        limits: httpx.Limits,
+        ca_file: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        ssl_context = ssl_context or trust_store(ca_file)
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
@@ -255,6 +259,17 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedBackend(guard),
         )
+
+
+def trust_store(ca_file: str | None = None) -> ssl.SSLContext:
+    """httpx's own trust store (certifi), plus the operator's CA where one is given.
+
+    Loading it costs milliseconds; build it once and share it between transports.
+    """
+    ssl_context = ssl.create_default_context(cafile=certifi.where())
+    if ca_file is not None:
+        ssl_context.load_verify_locations(cafile=ca_file)
+    return ssl_context
 
 
 def allowed_schemes(allow_http: bool) -> Sequence[str]:

