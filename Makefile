@@ -34,7 +34,7 @@ token: install ## Mint a credential: make token TENANT=acme [SCOPES="goals:read 
 	@$(PY) -m services.cli token --tenant "$(TENANT)" $(if $(SCOPES),--scopes "$(SCOPES)",)
 
 reliability: install ## Fault injection into real processes (kills, broker outage, crash windows)
-	$(PY) -m pytest -m reliability
+	$(PY) -m pytest -m reliability -n 2
 
 catalog: install ## Generate the event catalog (JSON Schemas, AsyncAPI 3.0) into docs/events
 	$(PY) -m shared.events.export docs/events

@@ -103,7 +103,7 @@ def test_mangled_real_events_parse_or_are_refused_with_a_reason(
 ) -> None:
     outcome = _parses_or_refuses(event)
     if isinstance(outcome, CloudEvent):
-        assert parse_event(outcome.to_json()) == outcome  # what parses, round-trips
+        assert parse_event(outcome.to_json()).to_dict() == outcome.to_dict()  # round-trips
     encoded = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
     truncated = encoded[:cut]
     _parses_or_refuses(truncated if as_bytes else truncated.decode("utf-8", "replace"))

@@ -2,13 +2,15 @@
 
 Each test records what it injected and what came out (events, lost,
 duplicated, recovery time) with ``record_result``; at the end of the run
-the rows are written to ``.data/reliability/latest.json`` and ``latest.md``,
-from which docs/reliability.md's table is copied.
+the rows (of every xdist worker) are written to ``.data/reliability/latest.json``
+and ``latest.md``, from which docs/reliability.md's table is copied.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,20 +54,37 @@ def record_result(request: pytest.FixtureRequest) -> RecordResult:
     return record
 
 
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+"""One id for every xdist worker of a run (each writes its part of the table)."""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def results_file(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Write this process's rows, then the table of every part of this run so far.
+
+    Under xdist each worker finishes on its own; the last one writes the whole table.
+    """
     yield
     if not _RESULTS:
         return
     folder = Path(request.config.rootpath) / ".data" / "reliability"
     folder.mkdir(parents=True, exist_ok=True)
-    run = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "rows": _RESULTS}
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    for stale in folder.glob("part-*.json"):
+        if not stale.name.startswith(f"part-{_RUN}-"):
+            stale.unlink(missing_ok=True)
+    (folder / f"part-{_RUN}-{worker}.json").write_text(json.dumps(_RESULTS))
+    rows = [
+        row for part in folder.glob(f"part-{_RUN}-*.json") for row in json.loads(part.read_text())
+    ]
+    rows.sort(key=lambda row: row["test"])
+    run = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "rows": rows}
     (folder / "latest.json").write_text(json.dumps(run, indent=2) + "\n")
     lines = [
         "| fault injected | events | delivered | lost | duplicated | recovery (s) | notes |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for row in _RESULTS:
+    for row in rows:
         recovery = "" if row["recovery_s"] is None else f"{row['recovery_s']:g}"
         lines.append(
             f"| {row['fault']} | {row['events']} | {row['delivered']} | {row['lost']} "
