@@ -31,6 +31,7 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 
@@ -262,6 +263,7 @@ class Checkpointer:
         self._interval = interval
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: asyncio.Future[None] | None = None
         self._connection: sqlite3.Connection | None = None
 
     def committed(self) -> None:
@@ -278,15 +280,24 @@ class Checkpointer:
             if not self._dirty:
                 continue
             self._dirty = False
+            # Shielded: cancelling this task must not orphan the thread still using the
+            # connection; ``stop`` waits for it before closing (a close racing a running
+            # statement crashes the interpreter).
+            self._in_flight = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
             try:
-                await asyncio.to_thread(self._checkpoint)
+                await asyncio.shield(self._in_flight)
             except sqlite3.Error:
                 self._dirty = True  # busy or briefly unavailable: next round
 
     def _checkpoint(self) -> None:
         if self._connection is None:
+            # mode=rw: a database removed meanwhile is not created again, empty.
             self._connection = sqlite3.connect(
-                self._path, timeout=1.0, check_same_thread=False, isolation_level=None
+                f"file:{quote(self._path)}?mode=rw",
+                uri=True,
+                timeout=1.0,
+                check_same_thread=False,
+                isolation_level=None,
             )
         self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
@@ -296,7 +307,11 @@ class Checkpointer:
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await self._task
             self._task = None
+        if self._in_flight is not None:
+            with contextlib.suppress(Exception):
+                await self._in_flight
+            self._in_flight = None
         if self._connection is not None:
             connection, self._connection = self._connection, None
             with contextlib.suppress(sqlite3.Error):
-                await asyncio.to_thread(connection.close)
+                connection.close()
