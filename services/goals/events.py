@@ -119,7 +119,8 @@ class EventRecorder:
     async def record(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
         if not events:
             return
-        await self._outbox.add(session, events)
+        payloads = [event.to_json() for event in events]  # one serialisation for both tables
+        await self._outbox.add(session, events, payloads)
         await session.execute(
             insert(GoalEventRecord),
             [
@@ -129,8 +130,8 @@ class EventRecorder:
                     "event_id": event.id,
                     "event_type": event.type,
                     "time": event.time,
-                    "payload": event.to_json(),
+                    "payload": payload,
                 }
-                for event in events
+                for event, payload in zip(events, payloads, strict=True)
             ],
         )

@@ -68,10 +68,12 @@ class Dispatcher:
         self.claimed = 0
         """Deliveries this process has claimed since it started (for tests and debugging)."""
         self._reserved = 0
+        self._freed: set[str] = set()
         self._backlog = True
         """The last claim left due work behind: any finished attempt should claim again."""
-        self._blocked: frozenset[str] = frozenset()
-        """Lanes the last claim skipped as full: a slot freeing there may unblock their work."""
+        self._blocked: set[str] = set()
+        """Full lanes with work waiting (skipped by a claim, or refused to intake): a slot
+        freeing there should claim again."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
@@ -103,15 +105,24 @@ class Dispatcher:
     def reserve(self, lane: str, endpoint: Endpoint | None) -> bool:
         """Take a slot in ``lane`` for a delivery about to be written, if one is free now."""
         if self._stopping.is_set() or self._task is None:
-            return False
+            return False  # the first claim at start finds it
         if len(self._in_flight) + self._reserved >= self._settings.dispatch_max_in_flight:
+            self._backlog = True  # a finished attempt claims it
             return False
         slot = self._lane(lane, endpoint)
         if not slot.has_room():
+            self._blocked.add(lane)  # a slot freeing in this lane claims it
             return False
         slot.take()
         self._reserved += 1
         return True
+
+    def written(self, lanes: set[str]) -> None:
+        """Deliveries it could not take for these lanes are committed: claim them when there
+        is room (now, if a slot freed before they were visible)."""
+        self._blocked |= lanes
+        if any(self._lanes.has_room(lane) for lane in lanes):
+            self.wake.set()
 
     def unreserve(self, lane: str) -> None:
         """The delivery a slot was taken for was not written after all."""
@@ -187,7 +198,7 @@ class Dispatcher:
                     skip_endpoints=[key for key in saturated if key != EMAIL_LANE],
                     skip_email=EMAIL_LANE in saturated,
                 )
-                self._blocked = frozenset(saturated)
+                self._blocked = set(saturated)
                 if not candidates:
                     self._backlog = False
                     return 0
@@ -237,13 +248,21 @@ class Dispatcher:
             chosen.append((delivery, key))
         return chosen
 
-    def _finished(self, task: asyncio.Task[None], *, item: Claimed) -> None:
-        self._in_flight.discard(task)
+    def _free_slot(self, item: Claimed) -> None:
+        """The endpoint is done with this attempt: its lane may start another (once)."""
+        if item.delivery_id in self._freed:
+            return
+        self._freed.add(item.delivery_id)
         self._lanes.release(item.lane)
         # Claim again only if work may be waiting for this slot; new work is handed over
         # by intake, and retries come due on the poll.
         if self._backlog or item.lane in self._blocked:
             self.wake.set()
+
+    def _finished(self, task: asyncio.Task[None], *, item: Claimed) -> None:
+        self._in_flight.discard(task)
+        self._free_slot(item)
+        self._freed.discard(item.delivery_id)
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 "dispatch.attempt.crashed",
@@ -259,7 +278,7 @@ class Dispatcher:
             started = self._clock.now()
             try:
                 if item.channel == "email":
-                    await self._email.attempt(item)
+                    await self._email.attempt(item, sent=lambda: self._free_slot(item))
                 else:
                     await self._attempt_webhook(item)
             except Exception as error:
@@ -285,6 +304,9 @@ class Dispatcher:
             extra_headers={str(k): str(v) for k, v in (endpoint.headers or {}).items()},
             lane=item.lane,
         )
+        # The lane bounds requests to the endpoint; recording the outcome is ours, so the
+        # next attempt to this endpoint need not wait for it (the delivery stays leased).
+        self._free_slot(item)
         if faults.armed:
             await faults.reached("dispatcher.after_send")
         await self._recorder.record(item, result, started)

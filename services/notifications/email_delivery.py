@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import update
@@ -71,7 +72,8 @@ class EmailDelivery:
         self._recorder = recorder
         self._renderer = EmailRenderer(settings)
 
-    async def attempt(self, claimed: Claimed) -> None:
+    async def attempt(self, claimed: Claimed, sent: Callable[[], None] | None = None) -> None:
+        """Render and send one email; ``sent`` is called once the SMTP exchange is over."""
         message, recipient = claimed.message, dict(claimed.recipient or {})
         email = str(recipient.get("email", ""))
         now = self._clock.now()
@@ -126,6 +128,8 @@ class EmailDelivery:
         started = time.perf_counter()
         outcome = await self._pool.send(mime)
         latency = (time.perf_counter() - started) * 1000
+        if sent is not None:
+            sent()
         result = AttemptResult(
             succeeded=outcome.succeeded,
             status_code=outcome.code,

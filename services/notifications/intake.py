@@ -106,8 +106,11 @@ class IntakeHandler:
             self._handoff.hand_over(
                 [h.claimed(messages[h.delivery["message_id"]]) for h in rows.handed]
             )
-        if created > len(rows.handed):
-            self._wake.set()
+        if self._handoff is None:
+            if created:
+                self._wake.set()
+        elif rows.refused:
+            self._handoff.written(rows.refused)
 
     async def _write(self, batch: Sequence[ConsumedEvent], rows: Rows) -> int:
         created = 0
@@ -152,6 +155,7 @@ class IntakeHandler:
         if self._handoff is None or delivery["next_attempt_at"] > now:
             return
         if not self._handoff.reserve(lane, endpoint):
+            rows.refused.add(lane)
             return
         delivery["locked_until"] = self._handoff.lease_until()
         rows.handed.append(HandedOver(delivery, lane, endpoint))

@@ -23,6 +23,8 @@ class Rows:
     digests: list[dict[str, Any]] = field(default_factory=list)
     handed: list[HandedOver] = field(default_factory=list)
     """Deliveries leased to this process's dispatcher, started once the batch commits."""
+    refused: set[str] = field(default_factory=set)
+    """Lanes of deliveries due now that the dispatcher had no room for."""
 
 
 class Handoff(Protocol):
@@ -31,6 +33,8 @@ class Handoff(Protocol):
     def reserve(self, lane: str, endpoint: Endpoint | None) -> bool: ...
 
     def unreserve(self, lane: str) -> None: ...
+
+    def written(self, lanes: set[str]) -> None: ...
 
     def lease_until(self) -> datetime: ...
 

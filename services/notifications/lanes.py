@@ -83,6 +83,11 @@ class Lanes:
             lane.configure(concurrency=self._default_concurrency, rate_per_second=rate_per_second)
         return lane
 
+    def has_room(self, key: str) -> bool:
+        """Whether the lane (as configured) has room; a lane not seen yet has."""
+        lane = self._lanes.get(key)
+        return lane is None or lane.has_room()
+
     def release(self, key: str) -> None:
         lane = self._lanes.get(key)
         if lane is not None:

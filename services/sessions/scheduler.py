@@ -184,6 +184,7 @@ class Scheduler:
 
     async def run_once(self, now: datetime, *, only: list[str] | None = None) -> tuple[int, int]:
         """One pass: claim, fire, mark and write events in one transaction; (claimed, fired)."""
+        began = time.perf_counter()
         async with self._db.transaction() as session:
             planner = Planner(
                 SessionsRepository(session), TimerRepository(session), self._rules, now
@@ -209,6 +210,7 @@ class Scheduler:
                 late=len(fired.late),
                 skipped=fired.skipped,
                 events=len(planner.events),
+                duration_ms=round((time.perf_counter() - began) * 1000, 1),
             )
         return len(claimed), fired.count
 

@@ -9,7 +9,7 @@ polling delay on the happy path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import insert
@@ -33,20 +33,30 @@ class Outbox:
     def topic_of(self, event: CloudEvent) -> str:
         return f"{self._topic_prefix}{event.topic}"
 
-    async def add(self, session: AsyncSession, events: Iterable[CloudEvent]) -> None:
-        rows = [self._row(event) for event in events]
+    async def add(
+        self,
+        session: AsyncSession,
+        events: Iterable[CloudEvent],
+        payloads: Sequence[bytes] | None = None,
+    ) -> None:
+        """Insert ``events``; ``payloads``, when given, are their ``to_json()`` already made."""
+        events = list(events)
+        rows = [
+            self._row(event, payloads[index] if payloads is not None else event.to_json())
+            for index, event in enumerate(events)
+        ]
         if not rows:
             return
         await session.execute(insert(outbox), rows)
         on_commit(session, self.committed.set)
 
-    def _row(self, event: CloudEvent) -> dict[str, Any]:
+    def _row(self, event: CloudEvent, payload: bytes) -> dict[str, Any]:
         return {
             "event_id": event.id,
             "event_type": event.type,
             "topic": self.topic_of(event),
             "key": event.partitionkey,
-            "payload": event.to_json(),
+            "payload": payload,
             "headers": {"content-type": CONTENT_TYPE, "correlation-id": event.correlationid},
             "created_at": utc_now(),
             "sent_at": None,
