@@ -14,6 +14,7 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import orjson
@@ -26,6 +27,7 @@ from shared.devstack.processes import free_port, wait_until
 class _App:
     def __init__(self, secrets: list[str], hang_seconds: float) -> None:
         self.verifiers = [Webhook(secret) for secret in secrets]
+        self.by_path: dict[str, Webhook] = {}
         self.records: list[tuple[str, float, str, str]] = []
         self.unverified = 0
         self.hang_seconds = hang_seconds
@@ -45,11 +47,22 @@ class _App:
         arrived = time.time()
         path: str = scope["path"]
         if path == "/__records":
-            payload = orjson.dumps({"records": self.records, "unverified": self.unverified})
+            prefix = _query(scope).get("prefix", "")
+            records = [r for r in self.records if r[0].startswith(prefix)]
+            payload = orjson.dumps({"records": records, "unverified": self.unverified})
             await _answer(send, 200, payload)
             return
+        if path == "/__count":
+            prefix = _query(scope).get("prefix", "")
+            count = sum(1 for r in self.records if r[0].startswith(prefix))
+            await _answer(send, 200, orjson.dumps({"count": count}))
+            return
         if path == "/__secret":
-            self.add_secret(body.decode())
+            target = _query(scope).get("path")
+            if target:  # a secret for one path only: no trying every endpoint's secret
+                self.by_path[target] = Webhook(body.decode())
+            else:
+                self.add_secret(body.decode())
             await _answer(send, 200, b"ok")
             return
         if path.startswith("/hang"):
@@ -57,7 +70,7 @@ class _App:
             await _answer(send, 200, b"late")
             return
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        if not self._verified(body, headers):
+        if not self._verified(body, headers, path):
             self.unverified += 1
             await _answer(send, 400, b"bad signature")
             return
@@ -65,14 +78,20 @@ class _App:
         self.records.append((key, arrived, headers.get("webhook-id", ""), path))
         await _answer(send, 200, b"ok")
 
-    def _verified(self, body: bytes, headers: dict[str, str]) -> bool:
-        for verifier in self.verifiers:
+    def _verified(self, body: bytes, headers: dict[str, str], path: str) -> bool:
+        own = self.by_path.get(path)
+        for verifier in [own] if own is not None else self.verifiers:
             try:
                 verifier.verify(body, headers)
                 return True
             except WebhookVerificationError:
                 continue
         return False
+
+
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    raw: bytes = scope.get("query_string", b"")
+    return {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
 
 
 async def _answer(send: Any, status: int, body: bytes) -> None:
@@ -126,12 +145,27 @@ class ReceiverProcess:
 
         wait_until(up, timeout=20, what="benchmark receiver")
 
-    def trust(self, secret: str) -> None:
-        httpx.post(f"{self.url}/__secret", content=secret.encode(), timeout=5).raise_for_status()
+    def trust(self, secret: str, path: str | None = None) -> None:
+        """Verify with ``secret`` (only requests to ``path``, when given)."""
+        params = {"path": path} if path else {}
+        httpx.post(
+            f"{self.url}/__secret", content=secret.encode(), params=params, timeout=5
+        ).raise_for_status()
 
-    def deliveries(self) -> tuple[list[Delivery], int]:
-        data = httpx.get(f"{self.url}/__records", timeout=30).json()
+    def _get(self, path: str, prefix: str) -> Any:
+        # A client per call: these run on worker threads (asyncio.to_thread). No TLS, so
+        # no trust store to load; plain http keeps each call cheap for the generator.
+        with httpx.Client(timeout=60, trust_env=False, verify=False) as client:
+            return client.get(f"{self.url}{path}", params={"prefix": prefix}).json()
+
+    def deliveries(self, prefix: str = "") -> tuple[list[Delivery], int]:
+        """Verified deliveries whose ledger key starts with ``prefix``, and the unverified count."""
+        data = self._get("/__records", prefix)
         return [Delivery(*row) for row in data["records"]], int(data["unverified"])
+
+    def count(self, prefix: str = "") -> int:
+        """How many verified deliveries have a ledger key starting with ``prefix``."""
+        return int(self._get("/__count", prefix)["count"])
 
     def stop(self) -> None:
         if self._process.is_alive():

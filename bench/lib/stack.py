@@ -41,9 +41,32 @@ class RunningStack:
     notifications: str
     issuer: TokenIssuer
     log_file: Path
+    supervisor_pid: int
 
     def headers(self, tenant: str = "bench") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.issuer.mint(tenant)}"}
+
+    def pid_of(self, service: str) -> int:
+        """The pid of one service process (a child of the stack's supervisor)."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.supervisor_pid and f"services.{service}".encode() in cmdline:
+                return int(entry.name)
+        raise LookupError(f"no {service} process under the stack supervisor")
+
+    def rss_mb(self, service: str) -> float:
+        """Resident memory of one service process, in MiB."""
+        for line in Path(f"/proc/{self.pid_of(service)}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        raise LookupError("VmRSS missing")
 
 
 async def _pg(statement: str) -> None:
@@ -62,7 +85,10 @@ def embedded_stack(
     key = generate_key("bench-key")
     keys_file = data_dir / "keys" / "jwks.json"
     write_jwks(keys_file, {"keys": [key]})
-    ports = {name: free_port() for name in ("broker", "smtp", "goals", "sessions", "notifications")}
+    ports = {
+        name: free_port()
+        for name in ("broker", "smtp", "goals", "sessions", "notifications", "console")
+    }
     env = {
         **os.environ,
         "STACK_BROKER_PORT": str(ports["broker"]),
@@ -70,6 +96,7 @@ def embedded_stack(
         "STACK_GOALS_PORT": str(ports["goals"]),
         "STACK_SESSIONS_PORT": str(ports["sessions"]),
         "STACK_NOTIFICATIONS_PORT": str(ports["notifications"]),
+        "STACK_CONSOLE_PORT": str(ports["console"]),
         "STACK_DATA_DIR": str(data_dir),
         "STACK_LOG_FORMAT": "json",
         "FOLLOWTHROUGH_AUTH_KEYS_FILE": str(keys_file),
@@ -121,6 +148,7 @@ def embedded_stack(
             notifications=urls["notifications"],
             issuer=TokenIssuer(key, issuer="followthrough", audience="followthrough-api"),
             log_file=log_file,
+            supervisor_pid=process.pid,
         )
     finally:
         if process.poll() is None:
@@ -133,3 +161,106 @@ def embedded_stack(
         for name in databases:
             with contextlib.suppress(Exception):
                 asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass
+class SingleService:
+    """One service process on its own (with its own broker), for scenarios that measure it alone."""
+
+    url: str
+    pid: int
+    broker: str
+    data_dir: Path
+    issuer: TokenIssuer
+    log_file: Path
+    database_url: str
+
+    def headers(self, tenant: str = "bench") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.issuer.mint(tenant)}"}
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        raise LookupError("VmRSS missing")
+
+
+@contextlib.contextmanager
+def single_service(
+    service: str,
+    *,
+    postgres: bool = False,
+    extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    data_dir: Path | None = None,
+) -> Iterator[SingleService]:
+    """``python -m services.<service>`` alone with a Tansu broker, on free ports.
+
+    Everything else the service normally talks to is absent: what it publishes
+    goes to the broker and nobody reads it. ``database_url`` runs it on an
+    existing database (e.g. one a scenario prepared).
+    """
+    from shared.devstack.broker import TansuBroker
+    from shared.devstack.processes import spawn, stop_process
+
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix=f"ft-bench-{service}-"))
+    key = generate_key("bench-key")
+    keys_file = data_dir / "keys" / "jwks.json"
+    write_jwks(keys_file, {"keys": [key]})
+    broker = TansuBroker(log_file=data_dir / "broker.log")
+    broker.start()
+    prefix = service.upper()
+    port = free_port()
+    created: str | None = None
+    if database_url is None and postgres:
+        created = f"ft_bench_{service}_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_pg(f'CREATE DATABASE "{created}"'))
+        base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        database_url = f"{base}/{created}"
+    database_url = database_url or f"sqlite+aiosqlite:///{data_dir}/{service}.db"
+    env = {
+        **os.environ,
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_HOST": "127.0.0.1",
+        f"{prefix}_DATA_DIR": str(data_dir),
+        f"{prefix}_DATABASE_URL": database_url,
+        f"{prefix}_LOG_FORMAT": "json",
+        "FOLLOWTHROUGH_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "FOLLOWTHROUGH_AUTH_KEYS_FILE": str(keys_file),
+        **(extra_env or {}),
+    }
+    log_file = data_dir / f"{service}.log"
+    with log_file.open("ab") as log:
+        process = spawn([sys.executable, "-m", f"services.{service}"], env=env, stdout=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(
+            ready, timeout=120, interval=0.25, what=service, alive=lambda: process.poll() is None
+        )
+        yield SingleService(
+            url=url,
+            pid=process.pid,
+            broker=broker.bootstrap_servers,
+            data_dir=data_dir,
+            issuer=TokenIssuer(key, issuer="followthrough", audience="followthrough-api"),
+            log_file=log_file,
+            database_url=database_url,
+        )
+    finally:
+        stop_process(process, grace=30)
+        broker.stop()
+        if created:
+            with contextlib.suppress(Exception):
+                asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))

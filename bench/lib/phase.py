@@ -1,0 +1,192 @@
+"""One measured phase: an open-loop load, a ledger, the receiver's account, the figures.
+
+Every scenario that ends in webhooks runs its load through :func:`run_phase`:
+the generator calls ``send(key)`` at each scheduled moment (``key`` is the
+ledger key, carried end to end as the event's correlation id), the phase then
+waits for the receiver to have every accepted key or for the drain time to
+run out, and the ledger accounts for each published key. Latency runs from
+the scheduled moment, so neither a slow answer nor a stalled generator can
+hide it. The load average is recorded with each phase: a figure taken on a
+busy machine says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.lib.generator import open_loop
+from bench.lib.ledger import Ledger
+from bench.lib.receiver import ReceiverProcess
+from bench.lib.stats import summary_ms
+
+Send = Callable[[str], Awaitable[None]]
+"""Publish the event for ledger key ``key``; raise to count it as rejected."""
+
+
+def load_average() -> float:
+    """The 1-minute load average (2 cores: above 2 means something else competes)."""
+    return round(os.getloadavg()[0], 2)
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    rate: float
+    duration: float
+    ledger: dict[str, int | bool]
+    latency: dict[str, float]
+    accept_latency: dict[str, float]
+    unverified: int
+    delivered_per_second: float
+    load_before: float
+    load_after: float
+    ledger_object: Ledger
+
+    @property
+    def healthy(self) -> bool:
+        """Balanced, nothing missing or rejected, nothing unverified."""
+        return (
+            bool(self.ledger["balanced"])
+            and self.ledger["missing"] == 0
+            and self.ledger["rejected"] == 0
+            and self.ledger["in_flight"] == 0
+            and self.unverified == 0
+        )
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "duration_s": self.duration,
+            "ledger": self.ledger,
+            "latency": self.latency,
+            "accept_latency": self.accept_latency,
+            "unverified": self.unverified,
+            "delivered_per_second": self.delivered_per_second,
+            "load_average": [self.load_before, self.load_after],
+        }
+
+
+async def run_phase(
+    name: str,
+    *,
+    rate: float,
+    duration: float,
+    send: Send,
+    receiver: ReceiverProcess,
+    drain: float = 30.0,
+    expected_per_key: int = 1,
+    max_in_flight: int = 2000,
+) -> PhaseResult:
+    """Send ``rate`` events a second for ``duration`` seconds and account for every one.
+
+    ``expected_per_key`` is how many deliveries each key should produce (fan-out);
+    the ledger then counts a key delivered at its last delivery.
+    """
+    ledger = Ledger(expected_per_key=expected_per_key)
+    prefix = f"{name}-"
+    load_before = load_average()
+
+    async def one(index: int, scheduled: float) -> None:
+        key = f"{prefix}{index}"
+        ledger.publish(key, scheduled)
+        try:
+            await send(key)
+        except Exception as error:
+            ledger.reject(key, repr(error)[:200])
+        else:
+            ledger.accept(key, time.time())
+
+    started = time.time()
+    await open_loop(rate=rate, duration=duration, send=one, max_in_flight=max_in_flight)
+    wanted = len(ledger.accepted) * expected_per_key
+    deadline = time.time() + drain
+    while time.time() < deadline:
+        if await asyncio.to_thread(receiver.count, prefix) >= wanted:
+            break
+        await asyncio.sleep(0.2)
+    deliveries, unverified = await asyncio.to_thread(receiver.deliveries, prefix)
+    for item in deliveries:
+        ledger.deliver(item.key, item.at, item.path)
+    latencies = ledger.latencies()
+    last = max((item.at for item in deliveries), default=started)
+    return PhaseResult(
+        name=name,
+        rate=rate,
+        duration=duration,
+        ledger=ledger.account(),
+        latency=summary_ms(latencies),
+        accept_latency=summary_ms(ledger.accept_latencies()),
+        unverified=unverified,
+        delivered_per_second=round(len(ledger.delivered_at) / max(last - started, 1e-9), 1),
+        load_before=load_before,
+        load_after=load_average(),
+        ledger_object=ledger,
+    )
+
+
+async def highest_sustained_rate(
+    run: Callable[[str, float, float], Awaitable[PhaseResult]],
+    *,
+    start: float,
+    probe_seconds: float,
+    confirm_seconds: float,
+    p99_limit_ms: float = 1000.0,
+    step: float = 1.5,
+    ceiling: float = 3000.0,
+    floor: float = 20.0,
+) -> dict[str, Any]:
+    """The highest rate that holds ``confirm_seconds`` with p99 under the limit, ledger clean.
+
+    Short probes from ``start``: up by ``step`` while they pass, or down by it
+    until one passes. The best passing rate is then run for the full
+    ``confirm_seconds``; if that fails, one step lower is confirmed instead.
+    """
+
+    def passes(result: PhaseResult) -> bool:
+        return result.healthy and result.latency["p99_ms"] <= p99_limit_ms
+
+    probes: list[dict[str, Any]] = []
+
+    async def probe(rate: float) -> bool:
+        result = await run(f"probe{len(probes)}", rate, probe_seconds)
+        ok = passes(result)
+        probes.append({**result.figures(), "passed": ok})
+        print(f"probe {rate:.0f}/s: p99 {result.latency['p99_ms']} ms, {result.ledger}", flush=True)
+        return ok
+
+    rate = round(start)
+    best: float | None = None
+    if await probe(rate):
+        best = rate
+        while rate * step <= ceiling:
+            rate = round(rate * step)
+            if not await probe(rate):
+                break
+            best = rate
+    else:
+        while rate / step >= floor:
+            rate = round(rate / step)
+            if await probe(rate):
+                best = rate
+                break
+    confirmed: dict[str, Any] | None = None
+    candidates = [best, round(best / step)] if best else []
+    for attempt, candidate in enumerate(candidates):
+        result = await run(f"confirm{attempt}", candidate, confirm_seconds)
+        figures = {**result.figures(), "passed": passes(result)}
+        latency = result.latency["p99_ms"]
+        print(f"confirm {candidate:.0f}/s: p99 {latency} ms, {result.ledger}", flush=True)
+        if passes(result):
+            confirmed = figures
+            break
+        probes.append(figures)
+    return {
+        "sustained_rate": confirmed["rate"] if confirmed else 0.0,
+        "confirmed": confirmed,
+        "probes": probes,
+    }
