@@ -17,8 +17,8 @@ install: $(STAMP) ## Install into .venv (only when pyproject.toml changed)
 run: install ## Start broker, SMTP sink and the three services in the foreground (Ctrl-C stops all)
 	$(PY) -m shared.devstack
 
-test: install ## Run the whole test suite
-	$(PY) -m pytest
+test: install ## Run the whole test suite (three at a time: most tests wait on processes)
+	$(PY) -m pytest -n 3
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
