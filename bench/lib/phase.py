@@ -46,6 +46,8 @@ class PhaseResult:
     load_before: float
     load_after: float
     ledger_object: Ledger
+    settled_after: float
+    """Seconds the phase waited for the previous one's deliveries to stop arriving."""
 
     @property
     def healthy(self) -> bool:
@@ -68,7 +70,26 @@ class PhaseResult:
             "unverified": self.unverified,
             "delivered_per_second": self.delivered_per_second,
             "load_average": [self.load_before, self.load_after],
+            "settled_after_s": self.settled_after,
         }
+
+
+async def settle(receiver: ReceiverProcess, *, quiet: float = 1.0, limit: float = 180.0) -> float:
+    """Wait until no delivery has arrived for ``quiet`` seconds; returns the seconds waited.
+
+    A phase that overloaded the pipeline leaves a backlog behind it; the next
+    phase must not start until it has drained, or its events queue behind the
+    backlog and its figures measure the previous phase.
+    """
+    started = time.time()
+    count = await asyncio.to_thread(receiver.count, "")
+    while time.time() - started < limit:
+        await asyncio.sleep(quiet)
+        now = await asyncio.to_thread(receiver.count, "")
+        if now == count:
+            break
+        count = now
+    return round(time.time() - started - quiet, 1)
 
 
 async def run_phase(
@@ -89,6 +110,7 @@ async def run_phase(
     """
     ledger = Ledger(expected_per_key=expected_per_key)
     prefix = f"{name}-"
+    settled = await settle(receiver)
     load_before = load_average()
 
     async def one(index: int, scheduled: float) -> None:
@@ -126,6 +148,7 @@ async def run_phase(
         load_before=load_before,
         load_after=load_average(),
         ledger_object=ledger,
+        settled_after=settled,
     )
 
 
