@@ -22,7 +22,9 @@ the second burst.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import statistics
 import time
 import uuid
@@ -38,7 +40,7 @@ from bench.lib.options import database_name, install_loop, parser
 from bench.lib.phase import load_average
 from bench.lib.profile import profiling
 from bench.lib.results import headline
-from bench.lib.stack import SingleService, single_service
+from bench.lib.stack import SingleService, drop_database, remove_data, single_service
 from services.sessions.models import GoalProjection, Occurrence, Timer
 from shared.db.database import Database
 from shared.db.types import UtcDateTime
@@ -146,51 +148,81 @@ async def arm_burst(database_url: str, due: datetime) -> int:
         await database.dispose()
 
 
+COPIES_PER_STATEMENT = 11
+
+
 async def clone(database_url: str, total: int) -> tuple[int, float]:
-    """Copy the seeded schedules until there are ``total``; returns (schedules, seconds)."""
+    """Copy the seeded schedules until there are ``total``; returns (schedules, seconds).
+
+    The seeded rows go to temporary tables once; each statement then writes
+    several copies of them (a cross join with a list of id suffixes), so no
+    statement scans the growing tables. On SQLite the WAL is truncated after
+    each statement: nothing else reads the file meanwhile, and 1,000,000
+    schedules written through it would otherwise leave tens of GB behind.
+    """
     database = Database(database_url)
     started = time.time()
     far = datetime.now(UTC) + timedelta(days=40)
-    async with database.reader() as session:
-        seeded = int(await session.scalar(select(func.count()).select_from(GoalProjection)) or 0)
-    copies = total // seeded - 1
+    tables: list[tuple[Table, str | None]] = [
+        (GoalProjection.__table__, None),  # type: ignore[list-item]
+        (Occurrence.__table__, "status = 'open'"),  # type: ignore[list-item]
+        (Timer.__table__, "fired_at IS NULL"),  # type: ignore[list-item]
+    ]
     try:
-        tables: list[tuple[Table, str | None]] = [
-            (GoalProjection.__table__, None),  # type: ignore[list-item]
-            (Occurrence.__table__, "status = 'open'"),  # type: ignore[list-item]
-            (Timer.__table__, "fired_at IS NULL"),  # type: ignore[list-item]
-        ]
-        for table, key in tables:
-            names = [column.name for column in table.columns]
-            for copy in range(1, copies + 1):
-                suffix = f"-c{copy:05d}"
-                expressions = []
-                for name in names:
-                    if name in ("id", "occurrence_id"):
-                        expressions.append(f"substr({name}, 1, 29) || '{suffix}'")
-                    elif name == "goal_id":
-                        expressions.append(f"goal_id || '{suffix}'")
-                    elif name in ("due_at", "opens_at", "deadline_at"):
-                        expressions.append(":far")
-                    else:
-                        expressions.append(name)
-                where = ["length(goal_id) = 36"]
-                if key:
-                    where.append(key)
-                statement = text(
-                    f"INSERT INTO {table.name} ({', '.join(names)}) "
-                    f"SELECT {', '.join(expressions)} FROM {table.name} "
-                    f"WHERE {' AND '.join(where)}"
+        async with database.engine.connect() as connection:
+            seeded = int(
+                await connection.scalar(select(func.count()).select_from(GoalProjection)) or 0
+            )
+            copies = total // seeded - 1
+            for table, key in tables:
+                seed = f"seed_{table.name}"
+                where = " AND ".join(["length(goal_id) = 36", *([key] if key else [])])
+                await connection.execute(
+                    text(f"CREATE TEMP TABLE {seed} AS SELECT * FROM {table.name} WHERE {where}")
                 )
-                if ":far" in str(statement):
-                    statement = statement.bindparams(bindparam("far", type_=UtcDateTime))
-                async with database.transaction() as session:
-                    await session.execute(statement, {"far": far})
-        async with database.reader() as session:
-            count = await session.scalar(select(func.count()).select_from(GoalProjection))
+                statement = _copy_statement(table, seed)
+                for first in range(1, copies + 1, COPIES_PER_STATEMENT):
+                    numbers = range(first, min(first + COPIES_PER_STATEMENT, copies + 1))
+                    suffixes = " UNION ALL ".join(f"SELECT '-c{n:05d}' AS suffix" for n in numbers)
+                    await connection.execute(
+                        text(statement.replace("{suffixes}", suffixes)).bindparams(
+                            bindparam("far", type_=UtcDateTime)
+                        ),
+                        {"far": far},
+                    )
+                    await connection.commit()
+                    _truncate_wal(database)
+                await connection.execute(text(f"DROP TABLE {seed}"))
+                await connection.commit()
+            count = await connection.scalar(select(func.count()).select_from(GoalProjection))
     finally:
         await database.dispose()
     return int(count or 0), time.time() - started
+
+
+def _copy_statement(table: Table, seed: str) -> str:
+    """``INSERT ... SELECT`` of the seed rows once per suffix, ids and due times rewritten."""
+    names = [column.name for column in table.columns]
+    expressions = []
+    for name in names:
+        if name in ("id", "occurrence_id"):
+            expressions.append(f"substr(seed.{name}, 1, 29) || s.suffix")
+        elif name == "goal_id":
+            expressions.append("seed.goal_id || s.suffix")
+        elif name in ("due_at", "opens_at", "deadline_at"):
+            expressions.append(":far")
+        else:
+            expressions.append(f"seed.{name}")
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"SELECT {', '.join(expressions)} FROM {seed} AS seed CROSS JOIN ({{suffixes}}) AS s"
+    )
+
+
+def _truncate_wal(database: Database) -> None:
+    if database.is_sqlite and database.engine.url.database:
+        with contextlib.closing(sqlite3.connect(database.engine.url.database)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 async def watch_misses(service: SingleService, expected: int, due: datetime) -> dict[str, Any]:
@@ -259,10 +291,27 @@ def run(*, postgres: bool, quick: bool, profile: bool = False) -> dict[str, Any]
     seed_count = 2_000 if quick else SEED
     total = 100_000 if quick else TOTAL
     figures: dict[str, Any] = {"seeded": seed_count}
-    with single_service("sessions", postgres=postgres) as service:
+    with single_service("sessions", postgres=postgres, keep_data=True) as service:
         figures["seed_seconds"] = round(asyncio.run(seed(service, seed_count)), 1)
         database_url, data_dir = service.database_url, service.data_dir
     print(f"seeded {seed_count} schedules in {figures['seed_seconds']} s", flush=True)
+    try:
+        bursts(figures, database_url, data_dir, seed_count, total, profile)
+    finally:
+        drop_database(database_url)
+        remove_data(data_dir)
+    return figures
+
+
+def bursts(
+    figures: dict[str, Any],
+    database_url: str,
+    data_dir: Path,
+    seed_count: int,
+    total: int,
+    profile: bool,
+) -> None:
+    """The burst at the seeded size, then again after cloning up to ``total`` schedules."""
     for label, schedules in (("at_10k", seed_count), ("at_1m", total)):
         if schedules > seed_count:
             count, seconds = asyncio.run(clone(database_url, schedules))
@@ -280,7 +329,6 @@ def run(*, postgres: bool, quick: bool, profile: bool = False) -> dict[str, Any]
             if label == "at_1m":
                 figures["rss_mb_at_1m"] = service.rss_mb()
         print(f"{label}: {figures[label]}", flush=True)
-    return figures
 
 
 def main() -> None:

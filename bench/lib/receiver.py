@@ -29,6 +29,9 @@ class _App:
         self.verifiers = [Webhook(secret) for secret in secrets]
         self.by_path: dict[str, Webhook] = {}
         self.records: list[tuple[str, float, str, str]] = []
+        self.by_phase: dict[str, list[tuple[str, float, str, str]]] = {}
+        """Records by the phase of their key (``<phase>-<n>``): the phase polls its count
+        several times a second, which must not cost a scan of every record so far."""
         self.unverified = 0
         self.hang_seconds = hang_seconds
 
@@ -47,14 +50,12 @@ class _App:
         arrived = time.time()
         path: str = scope["path"]
         if path == "/__records":
-            prefix = _query(scope).get("prefix", "")
-            records = [r for r in self.records if r[0].startswith(prefix)]
+            records = self._matching(_query(scope).get("prefix", ""))
             payload = orjson.dumps({"records": records, "unverified": self.unverified})
             await _answer(send, 200, payload)
             return
         if path == "/__count":
-            prefix = _query(scope).get("prefix", "")
-            count = sum(1 for r in self.records if r[0].startswith(prefix))
+            count = len(self._matching(_query(scope).get("prefix", "")))
             await _answer(send, 200, orjson.dumps({"count": count}))
             return
         if path == "/__secret":
@@ -75,8 +76,17 @@ class _App:
             await _answer(send, 400, b"bad signature")
             return
         key = orjson.loads(body).get("correlationid", "")
-        self.records.append((key, arrived, headers.get("webhook-id", ""), path))
+        record = (key, arrived, headers.get("webhook-id", ""), path)
+        self.records.append(record)
+        self.by_phase.setdefault(key.rpartition("-")[0], []).append(record)
         await _answer(send, 200, b"ok")
+
+    def _matching(self, prefix: str) -> list[tuple[str, float, str, str]]:
+        if not prefix:
+            return self.records
+        if prefix.endswith("-") and "-" not in prefix[:-1]:
+            return self.by_phase.get(prefix[:-1], [])
+        return [r for r in self.records if r[0].startswith(prefix)]
 
     def _verified(self, body: bytes, headers: dict[str, str], path: str) -> bool:
         own = self.by_path.get(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,9 @@ import httpx
 from shared.auth.keys import generate_key, write_jwks
 from shared.auth.tokens import TokenIssuer
 from shared.devstack.processes import free_port, wait_until
+
+KEEP_DATA = bool(os.environ.get("FOLLOWTHROUGH_BENCH_KEEP_DATA"))
+"""Leave each scenario's temporary directory (databases, logs) behind, for a post-mortem."""
 
 POSTGRES_ADMIN = os.environ.get(
     "FOLLOWTHROUGH_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -161,6 +165,7 @@ def embedded_stack(
         for name in databases:
             with contextlib.suppress(Exception):
                 asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        remove_data(data_dir)
 
 
 @dataclass
@@ -198,13 +203,17 @@ def single_service(
     extra_env: dict[str, str] | None = None,
     database_url: str | None = None,
     data_dir: Path | None = None,
+    keep_data: bool = False,
 ) -> Iterator[SingleService]:
     """``python -m services.<service>`` alone with a Tansu broker, on free ports.
 
     Everything else the service normally talks to is absent: what it publishes
     goes to the broker and nobody reads it. ``database_url`` runs it on an
-    existing database (e.g. one a scenario prepared).
+    existing database (e.g. one a scenario prepared). The directory and
+    database it made are removed afterwards unless ``keep_data`` (the caller
+    then removes them: ``remove_data``, ``drop_database``).
     """
+    made_dir = data_dir is None
     from shared.devstack.broker import TansuBroker
     from shared.devstack.processes import spawn, stop_process
 
@@ -261,6 +270,21 @@ def single_service(
     finally:
         stop_process(process, grace=30)
         broker.stop()
-        if created:
-            with contextlib.suppress(Exception):
-                asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
+        if created and not keep_data:
+            drop_database(database_url)
+        if made_dir and not keep_data:
+            remove_data(data_dir)
+
+
+def drop_database(database_url: str) -> None:
+    """Drop a PostgreSQL database a scenario made (nothing to do for SQLite)."""
+    if database_url.startswith("postgresql"):
+        name = database_url.rsplit("/", 1)[1]
+        with contextlib.suppress(Exception):
+            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def remove_data(data_dir: Path) -> None:
+    """A scenario's temporary directory (a 1,000,000-schedule database is GBs) goes."""
+    if not KEEP_DATA:
+        shutil.rmtree(data_dir, ignore_errors=True)
