@@ -33,6 +33,8 @@ from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
 
+CLAIM_COALESCE_SECONDS = 0.005
+
 
 class Dispatcher:
     def __init__(
@@ -74,12 +76,17 @@ class Dispatcher:
         self._blocked: set[str] = set()
         """Full lanes with work waiting (skipped by a claim, or refused to intake): a slot
         freeing there should claim again."""
+        self._coalescing: asyncio.TimerHandle | None = None
+        """A claim planned for a moment from now (see ``_wake_soon``)."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._coalescing is not None:
+            self._coalescing.cancel()
+            self._coalescing = None
         self.wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -257,7 +264,23 @@ class Dispatcher:
         # Claim again only if work may be waiting for this slot; new work is handed over
         # by intake, and retries come due on the poll.
         if self._backlog or item.lane in self._blocked:
-            self.wake.set()
+            self._wake_soon()
+
+    def _wake_soon(self) -> None:
+        """Claim after a few more slots had a chance to free up, not once per freed slot.
+
+        Under a backlog every attempt that ends frees a slot; a claim per slot
+        reads a batch of candidates to take one, so a few milliseconds' wait
+        (work that is already waiting) turns many claims into one.
+        """
+        if self._coalescing is None:
+            self._coalescing = asyncio.get_running_loop().call_later(
+                CLAIM_COALESCE_SECONDS, self._wake_now
+            )
+
+    def _wake_now(self) -> None:
+        self._coalescing = None
+        self.wake.set()
 
     def _finished(self, task: asyncio.Task[None], *, item: Claimed) -> None:
         self._in_flight.discard(task)

@@ -65,7 +65,7 @@ class NotificationsSettings(ServiceSettings):
         default=24.0, ge=0, description="How long the previous secret keeps signing after rotation."
     )
     webhook_endpoint_concurrency: int = Field(
-        default=4, ge=1, le=100, description="Attempts in flight per endpoint (per replica)."
+        default=16, ge=1, le=100, description="Attempts in flight per endpoint (per replica)."
     )
     webhook_default_rate_per_second: float | None = Field(default=None, gt=0, le=10_000)
     secrets_key: SecretStr = SecretStr("development-notifications-secrets-key")
