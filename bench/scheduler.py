@@ -184,12 +184,10 @@ async def clone(database_url: str, total: int) -> tuple[int, float]:
                 for first in range(1, copies + 1, COPIES_PER_STATEMENT):
                     numbers = range(first, min(first + COPIES_PER_STATEMENT, copies + 1))
                     suffixes = " UNION ALL ".join(f"SELECT '-c{n:05d}' AS suffix" for n in numbers)
-                    await connection.execute(
-                        text(statement.replace("{suffixes}", suffixes)).bindparams(
-                            bindparam("far", type_=UtcDateTime)
-                        ),
-                        {"far": far},
-                    )
+                    copy = text(statement.replace("{suffixes}", suffixes))
+                    if ":far" in statement:
+                        copy = copy.bindparams(bindparam("far", type_=UtcDateTime))
+                    await connection.execute(copy, {"far": far})
                     await connection.commit()
                     _truncate_wal(database)
                 await connection.execute(text(f"DROP TABLE {seed}"))
