@@ -27,7 +27,7 @@ import orjson
 from bench.lib import results
 from bench.lib.http import ClientPool
 from bench.lib.options import database_name, install_loop, parser
-from bench.lib.phase import PhaseResult, highest_sustained_rate, run_phase
+from bench.lib.phase import PhaseResult, throughput_phases
 from bench.lib.receiver import ReceiverProcess
 from bench.lib.results import headline
 from bench.lib.stack import RunningStack, embedded_stack
@@ -90,23 +90,13 @@ async def scenario(
     await subscribe(stack, receiver, ["goal.created"])
     async with ClientPool(clients=16, connections_per_client=4) as pool:
         send = goal_sender(stack, pool)
-
-        async def run(name: str, rate: float, duration: float) -> PhaseResult:
-            return await run_phase(
-                name, rate=rate, duration=duration, send=send, receiver=receiver, drain=30
-            )
-
-        warm = await run("warm", 50, 4 if quick else 10)
-        print(f"warm-up: {warm.ledger} p99 {warm.latency['p99_ms']} ms", flush=True)
-        steady = await run("steady", STEADY_RATE, 20 if quick else 60)
-        print(f"steady: {steady.ledger} {steady.latency}", flush=True)
-        ladder = await highest_sustained_rate(
-            run,
-            start=STEADY_RATE,
-            probe_seconds=5 if quick else 10,
-            confirm_seconds=15 if quick else 60,
+        return await throughput_phases(
+            send,
+            receiver,
+            quick=quick,
+            steady_rate=STEADY_RATE,
+            steady_seconds=20 if quick else 60,
         )
-    return {"warm_up": warm.figures(), "steady": steady.figures(), "max": ladder, "_steady": steady}
 
 
 def main() -> None:

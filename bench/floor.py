@@ -33,7 +33,7 @@ from standardwebhooks.webhooks import Webhook
 from bench.e2e import STEADY_RATE
 from bench.lib import results
 from bench.lib.options import database_name, install_loop, parser
-from bench.lib.phase import PhaseResult, highest_sustained_rate, run_phase
+from bench.lib.phase import PhaseResult, throughput_phases
 from bench.lib.receiver import ReceiverProcess
 from bench.lib.results import headline
 from shared.devstack.broker import TansuBroker
@@ -58,45 +58,45 @@ def _consume(bootstrap: str, topic: str, url: str, secret: str, concurrency: int
         signer = Webhook(secret)
         # One client per few connections: a single httpx client degrades badly
         # under many concurrent requests (encode/httpx#3215); a small pool of
-        # clients is the sensible way to use it.
+        # clients is the sensible way to use it. A request takes a free
+        # connection slot first, so none ever queues (and times out) inside httpx.
         per_client = 4
-        clients = [
-            httpx.AsyncClient(
+        free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for _ in range(max(1, concurrency // per_client)):
+            client = httpx.AsyncClient(
                 limits=httpx.Limits(
                     max_connections=per_client, max_keepalive_connections=per_client
                 )
             )
-            for _ in range(max(1, concurrency // per_client))
-        ]
-        slots = asyncio.Semaphore(concurrency)
+            for _ in range(per_client):
+                free.put_nowait(client)
 
-        async def post(value: bytes, msg_id: str, client: httpx.AsyncClient) -> None:
-            async with slots:
-                now = datetime.now(UTC)
-                headers = {
-                    "content-type": "application/json",
-                    "webhook-id": msg_id,
-                    "webhook-timestamp": str(int(now.timestamp())),
-                    "webhook-signature": signer.sign(msg_id, now, value.decode()),
-                }
-                for _ in range(5):
+        async def post(value: bytes, msg_id: str) -> None:
+            """At least once, like the real thing: retried until the receiver took it."""
+            client = await free.get()
+            try:
+                while True:
+                    now = datetime.now(UTC)
+                    headers = {
+                        "content-type": "application/json",
+                        "webhook-id": msg_id,
+                        "webhook-timestamp": str(int(now.timestamp())),
+                        "webhook-signature": signer.sign(msg_id, now, value.decode()),
+                    }
                     try:
                         response = await client.post(url, content=value, headers=headers)
                         if response.status_code == 200:
                             return
                     except httpx.HTTPError:
-                        await asyncio.sleep(0.05)
+                        pass
+                    await asyncio.sleep(0.05)
+            finally:
+                free.put_nowait(client)
 
         while True:
             batches = await consumer.getmany(timeout_ms=100)
             tasks = [
-                asyncio.create_task(
-                    post(
-                        record.value,
-                        f"{record.partition}-{record.offset}",
-                        clients[record.offset % len(clients)],
-                    )
-                )
+                asyncio.create_task(post(record.value, f"{record.partition}-{record.offset}"))
                 for records in batches.values()
                 for record in records
             ]
@@ -122,24 +122,15 @@ async def scenario(
             )
             await producer.send_and_wait(topic, value, key=key.encode())
 
-        async def run(name: str, rate: float, duration: float) -> PhaseResult:
-            return await run_phase(
-                name, rate=rate, duration=duration, send=send, receiver=receiver, drain=30
-            )
-
-        warm = await run("warm", 50, 4 if quick else 10)
-        print(f"warm-up: {warm.ledger} p99 {warm.latency['p99_ms']} ms", flush=True)
-        steady = await run("steady", STEADY_RATE, 10 if quick else 20)
-        print(f"steady: {steady.ledger} {steady.latency}", flush=True)
-        ladder = await highest_sustained_rate(
-            run,
-            start=STEADY_RATE,
-            probe_seconds=5 if quick else 10,
-            confirm_seconds=15 if quick else 60,
+        return await throughput_phases(
+            send,
+            receiver,
+            quick=quick,
+            steady_rate=STEADY_RATE,
+            steady_seconds=10 if quick else 20,
         )
     finally:
         await producer.stop()
-    return {"warm_up": warm.figures(), "steady": steady.figures(), "max": ladder, "_steady": steady}
 
 
 def run(*, quick: bool) -> dict[str, Any]:

@@ -166,8 +166,9 @@ async def highest_sustained_rate(
     """The highest rate that holds ``confirm_seconds`` with p99 under the limit, ledger clean.
 
     Short probes from ``start``: up by ``step`` while they pass, or down by it
-    until one passes. The best passing rate is then run for the full
-    ``confirm_seconds``; if that fails, one step lower is confirmed instead.
+    until one passes. One step below the best passing rate is then run for the
+    full ``confirm_seconds`` and, if it holds, the best rate itself; if it does
+    not, one step lower (three confirmations at most).
     """
 
     def passes(result: PhaseResult) -> bool:
@@ -198,18 +199,58 @@ async def highest_sustained_rate(
                 best = rate
                 break
     confirmed: dict[str, Any] | None = None
-    candidates = [best, round(best / step)] if best else []
-    for attempt, candidate in enumerate(candidates):
-        result = await run(f"confirm{attempt}", candidate, confirm_seconds)
+    # The safer rate first: one step below the best probe; if it holds, the best one too;
+    # if not, one step lower still. Probes are short, and a rate that passes for 10 s can
+    # still build a backlog over 60 s.
+    candidate: float | None = None
+    if best:
+        candidate = round(best / step) if best / step >= floor else best
+    tried: set[float] = set()
+    while candidate and candidate >= floor and candidate not in tried and len(tried) < 3:
+        tried.add(candidate)
+        result = await run(f"confirm{len(tried) - 1}", candidate, confirm_seconds)
         figures = {**result.figures(), "passed": passes(result)}
         latency = result.latency["p99_ms"]
         print(f"confirm {candidate:.0f}/s: p99 {latency} ms, {result.ledger}", flush=True)
         if passes(result):
             confirmed = figures
-            break
-        probes.append(figures)
+            candidate = best if confirmed["rate"] < (best or 0) else None
+        else:
+            probes.append(figures)
+            candidate = None if confirmed else round(candidate / step)
     return {
         "sustained_rate": confirmed["rate"] if confirmed else 0.0,
         "confirmed": confirmed,
         "probes": probes,
     }
+
+
+async def throughput_phases(
+    send: Send,
+    receiver: ReceiverProcess,
+    *,
+    quick: bool,
+    steady_rate: float,
+    steady_seconds: float,
+) -> dict[str, Any]:
+    """A warm-up, a steady rate, then the highest rate held (as e2e and the floor measure).
+
+    The steady phase's :class:`PhaseResult` comes back under ``_steady``, for headlines.
+    """
+
+    async def run(name: str, rate: float, duration: float) -> PhaseResult:
+        return await run_phase(
+            name, rate=rate, duration=duration, send=send, receiver=receiver, drain=30
+        )
+
+    warm = await run("warm", 50, 4 if quick else 10)
+    print(f"warm-up: {warm.ledger} p99 {warm.latency['p99_ms']} ms", flush=True)
+    steady = await run("steady", steady_rate, steady_seconds)
+    print(f"steady: {steady.ledger} {steady.latency}", flush=True)
+    ladder = await highest_sustained_rate(
+        run,
+        start=steady_rate,
+        probe_seconds=5 if quick else 8,
+        confirm_seconds=15 if quick else 60,
+    )
+    return {"warm_up": warm.figures(), "steady": steady.figures(), "max": ladder, "_steady": steady}
