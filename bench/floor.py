@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from standardwebhooks.webhooks import Webhook
 
 from bench.e2e import STEADY_RATE
@@ -52,7 +53,8 @@ def _consume(bootstrap: str, topic: str, url: str, secret: str, concurrency: int
             auto_offset_reset="earliest",
             max_poll_records=500,
             fetch_max_wait_ms=5,
-            session_timeout_ms=10_000,
+            session_timeout_ms=30_000,
+            max_poll_interval_ms=600_000,
         )
         await consumer.start()
         signer = Webhook(secret)
@@ -102,7 +104,12 @@ def _consume(bootstrap: str, topic: str, url: str, secret: str, concurrency: int
             ]
             if tasks:
                 await asyncio.gather(*tasks)
-                await consumer.commit()
+                try:
+                    await consumer.commit()
+                except KafkaError:
+                    # Evicted while the batch was in flight (a starved heartbeat under
+                    # overload): the group rebalances and the records come again.
+                    await asyncio.sleep(0.1)
 
     asyncio.run(main())
 
