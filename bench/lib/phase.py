@@ -168,7 +168,8 @@ async def highest_sustained_rate(
     Short probes from ``start``: up by ``step`` while they pass, or down by it
     until one passes. One step below the best passing rate is then run for the
     full ``confirm_seconds`` and, if it holds, the best rate itself; if it does
-    not, one step lower (three confirmations at most).
+    not, one step lower (two confirmations at most: an overloaded pipeline can stay
+    wedged for a while, and each confirmation costs a minute).
     """
 
     def passes(result: PhaseResult) -> bool:
@@ -206,7 +207,7 @@ async def highest_sustained_rate(
     if best:
         candidate = round(best / step) if best / step >= floor else best
     tried: set[float] = set()
-    while candidate and candidate >= floor and candidate not in tried and len(tried) < 3:
+    while candidate and candidate >= floor and candidate not in tried and len(tried) < 2:
         tried.add(candidate)
         result = await run(f"confirm{len(tried) - 1}", candidate, confirm_seconds)
         figures = {**result.figures(), "passed": passes(result)}
