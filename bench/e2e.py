@@ -30,7 +30,7 @@ from bench.lib.options import database_name, install_loop, parser
 from bench.lib.phase import PhaseResult, throughput_phases
 from bench.lib.receiver import ReceiverProcess
 from bench.lib.results import headline
-from bench.lib.stack import RunningStack, embedded_stack
+from bench.lib.stack import RunningStack, stack_with_receiver
 
 GOAL = orjson.dumps(
     {
@@ -103,14 +103,9 @@ def main() -> None:
     args = parser(__doc__).parse_args()
     install_loop()
     started = time.time()
-    receiver = ReceiverProcess()
-    receiver.start()
-    try:
-        with embedded_stack(postgres=args.postgres) as stack:
-            figures = asyncio.run(scenario(stack, receiver, quick=args.quick))
-            figures["rss_mb"] = {s: stack.rss_mb(s) for s in ("goals", "sessions", "notifications")}
-    finally:
-        receiver.stop()
+    with stack_with_receiver(postgres=args.postgres) as (stack, receiver):
+        figures = asyncio.run(scenario(stack, receiver, quick=args.quick))
+        figures["rss_mb"] = {s: stack.rss_mb(s) for s in ("goals", "sessions", "notifications")}
     steady: PhaseResult = figures.pop("_steady")
     sustained = figures["max"]["sustained_rate"]
     confirmed = figures["max"]["confirmed"] or {}

@@ -23,7 +23,7 @@ from bench.lib.options import database_name, install_loop, parser
 from bench.lib.phase import run_phase
 from bench.lib.receiver import ReceiverProcess
 from bench.lib.results import headline
-from bench.lib.stack import RunningStack, embedded_stack
+from bench.lib.stack import RunningStack, stack_with_receiver
 from bench.lib.stats import summary_ms
 
 ENDPOINTS = 100
@@ -62,13 +62,8 @@ def main() -> None:
     args = parser(__doc__).parse_args()
     install_loop()
     started = time.time()
-    receiver = ReceiverProcess()
-    receiver.start()
-    try:
-        with embedded_stack(postgres=args.postgres) as stack:
-            figures = asyncio.run(scenario(stack, receiver, quick=args.quick))
-    finally:
-        receiver.stop()
+    with stack_with_receiver(postgres=args.postgres) as (stack, receiver):
+        figures = asyncio.run(scenario(stack, receiver, quick=args.quick))
     main_phase = figures.pop("_main")
     last = main_phase.latency
     results.write(

@@ -26,7 +26,7 @@ from bench.lib.options import database_name, install_loop, parser
 from bench.lib.phase import PhaseResult, run_phase
 from bench.lib.receiver import ReceiverProcess
 from bench.lib.results import headline
-from bench.lib.stack import RunningStack, embedded_stack
+from bench.lib.stack import RunningStack, stack_with_receiver
 from bench.lib.stats import summary_ms
 
 HEALTHY = 10
@@ -92,13 +92,8 @@ def main() -> None:
     args = parser(__doc__).parse_args()
     install_loop()
     started = time.time()
-    receiver = ReceiverProcess(hang_seconds=15.0)
-    receiver.start()
-    try:
-        with embedded_stack(postgres=args.postgres) as stack:
-            figures = asyncio.run(scenario(stack, receiver, quick=args.quick))
-    finally:
-        receiver.stop()
+    with stack_with_receiver(postgres=args.postgres, hang_seconds=15.0) as (stack, receiver):
+        figures = asyncio.run(scenario(stack, receiver, quick=args.quick))
     phases: dict[str, PhaseResult] = figures.pop("_phases")
     alone = figures["alone"]["healthy_deliveries"]["p99_ms"]
     hanging = figures["with_hanging"]["healthy_deliveries"]["p99_ms"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from bench.lib.receiver import ReceiverProcess
 from shared.auth.keys import generate_key, write_jwks
 from shared.auth.tokens import TokenIssuer
 from shared.devstack.processes import free_port, wait_until
@@ -166,6 +167,20 @@ def embedded_stack(
             with contextlib.suppress(Exception):
                 asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         remove_data(data_dir)
+
+
+@contextlib.contextmanager
+def stack_with_receiver(
+    *, postgres: bool = False, hang_seconds: float = 15.0
+) -> Iterator[tuple[RunningStack, ReceiverProcess]]:
+    """The embedded stack and a verifying webhook receiver, both stopped afterwards."""
+    receiver = ReceiverProcess(hang_seconds=hang_seconds)
+    receiver.start()
+    try:
+        with embedded_stack(postgres=postgres) as stack:
+            yield stack, receiver
+    finally:
+        receiver.stop()
 
 
 @dataclass
