@@ -359,8 +359,8 @@ class ConsumerRunner:
             try:
                 await self._producer.send_and_wait(outbound)
                 break
-            except KafkaError as error:
-                if not error.retriable and outbound.value:
+            except (KafkaError, OSError) as error:
+                if isinstance(error, KafkaError) and not error.retriable and outbound.value:
                     # It can never be sent as it is (too large for the producer or the
                     # broker): send the reason without the value, or the consumer would
                     # stall on this record for good. The value stays on the source topic
@@ -368,14 +368,6 @@ class ConsumerRunner:
                     log.error("consumer.dlq.value_omitted", error=repr(error))
                     outbound = omit_value(outbound)
                     continue
-                log.warning("consumer.dlq.unavailable", error=repr(error), retry_in=backoff)
-                if self._stopping.is_set():
-                    raise _Abandoned(
-                        "stopping while the dead-letter topic is unreachable"
-                    ) from error
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            except OSError as error:
                 log.warning("consumer.dlq.unavailable", error=repr(error), retry_in=backoff)
                 if self._stopping.is_set():
                     raise _Abandoned(

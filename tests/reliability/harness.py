@@ -148,6 +148,15 @@ class Ledger:
     def complete(self) -> bool:
         return not self.lost
 
+    def counts(self) -> dict[str, int]:
+        """The figures a results row takes (``record_result(fault, **ledger.counts(), ...)``)."""
+        return {
+            "events": len(self.expected),
+            "delivered": len(self.deliveries),
+            "lost": len(self.lost),
+            "duplicates": self.duplicates,
+        }
+
     def check(self) -> None:
         assert not self.lost, f"{len(self.lost)} lost: {sorted(self.lost)[:10]}"
         assert not self.unexpected, f"unexpected deliveries: {sorted(self.unexpected)[:10]}"

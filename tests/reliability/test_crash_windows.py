@@ -112,10 +112,7 @@ async def test_a_consumer_killed_between_its_work_and_its_commit(
     ledger.check()
     record_result(
         "consumer killed after its work, before its offset commit (sessions and notifications)",
-        events=len(expected),
-        delivered=len(ledger.deliveries),
-        lost=len(ledger.lost),
-        duplicates=ledger.duplicates,
+        **ledger.counts(),
         recovery_s=recovery,
         notes="batch read again after restart; dedupe logged it, no second delivery or plan",
     )
@@ -175,10 +172,7 @@ async def test_the_relay_killed_between_publishing_and_marking_sent(
     assert sum(event_id.encode() in r.value for r in records) == 2  # published twice
     record_result(
         "outbox relay killed after publishing, before marking rows sent (goals)",
-        events=len(expected),
-        delivered=len(ledger.deliveries),
-        lost=len(ledger.lost),
-        duplicates=ledger.duplicates,
+        **ledger.counts(),
         recovery_s=recovery,
         notes="the event is on Kafka twice with one id; consumers deduplicated, one webhook",
     )
@@ -258,10 +252,7 @@ async def test_a_rebalance_while_a_batch_is_between_work_and_commit(
     assert reread["notifications.event.duplicate"] == 0  # the held batch was committed first
     record_result(
         "rebalance while a batch is between work and commit (two notifications members)",
-        events=len(expected),
-        delivered=len(ledger.deliveries),
-        lost=len(ledger.lost),
-        duplicates=ledger.duplicates,
+        **ledger.counts(),
         recovery_s=recovery,
         notes="the handover waited for the held batch's commit; the newcomer re-read nothing",
     )

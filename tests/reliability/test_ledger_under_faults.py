@@ -253,10 +253,7 @@ async def test_nothing_is_lost_while_each_service_is_killed_in_turn(
     record_result(
         "kill -9 of goals (relaying), notifications (delivering), sessions (firing misses), "
         "each restarted, under a steady stream",
-        events=len(expected),
-        delivered=len(ledger.deliveries),
-        lost=len(ledger.lost),
-        duplicates=ledger.duplicates,
+        **ledger.counts(),
         recovery_s=drained,
         notes=(
             f"{len(integrator.goals)} goals, {len(integrator.checkins)} check-ins, "
