@@ -44,6 +44,8 @@ class _App:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the sender gave up mid-request: nothing was delivered
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
