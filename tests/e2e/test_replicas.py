@@ -199,11 +199,17 @@ async def test_two_replicas_each_lose_nothing_and_fire_nothing_twice_when_one_is
 
 
 def _leader(replicas: list[ServiceProcess], name: str) -> list[ServiceProcess]:
-    return [
-        p
-        for p in replicas
-        if p.name == name and any(line["event"] == "leadership.acquired" for line in p.log_lines())
-    ]
+    """The replicas of ``name`` holding relay leadership now (last acquired, not lost since)."""
+
+    def holds(process: ServiceProcess) -> bool:
+        changes = [
+            line["event"]
+            for line in process.log_lines()
+            if line["event"] in ("leadership.acquired", "leadership.lost")
+        ]
+        return bool(changes) and changes[-1] == "leadership.acquired"
+
+    return [p for p in replicas if p.name == name and holds(p)]
 
 
 async def _set_up(http: httpx.AsyncClient, url: dict[str, str], receiver: Receiver) -> str:
@@ -252,8 +258,9 @@ async def _stream(
     started = loop.time()
     for step in range(STREAM_STEPS):
         if step == KILL_AT_STEP:
-            await asyncio.gather(*(asyncio.to_thread(p.kill) for p in doomed.values()))
+            # Stamped before the kill: a busy peer can take over within milliseconds of it.
             killed_at, killed_wall = loop.time(), datetime.now(UTC)
+            await asyncio.gather(*(asyncio.to_thread(p.kill) for p in doomed.values()))
         goal_id = seeds[step % SEED_GOALS]
         match step % 3:
             case 0:
