@@ -45,6 +45,11 @@ OUTBOX_BACKLOG = Gauge(
     "Outbox rows not yet published.",
     ["service"],
 )
+OUTBOX_REPLAYED = Counter(
+    "followthrough_outbox_replayed_total",
+    "Published outbox rows queued to be published again because the broker is a new cluster.",
+    ["service"],
+)
 OUTBOX_OLDEST_AGE = Gauge(
     "followthrough_outbox_oldest_age_seconds",
     "Age of the oldest unpublished outbox row (0 when empty).",

@@ -25,6 +25,7 @@ from shared.db.migrations import upgrade
 from shared.deadletters.store import DeadLetterStore
 from shared.events.catalog.control import CONTROL_TOPIC
 from shared.http.idempotency import purge_expired
+from shared.kafka.cluster import BrokerWatch
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics
 from shared.logs import get_logger
@@ -64,6 +65,8 @@ class ServiceRuntime:
         self._topics = sorted({*topics, settings.topic(CONTROL_TOPIC)})
         self.database = Database(settings.database_url, pool_size=settings.database_pool_size)
         self.producer = EventProducer(settings, client_id=f"followthrough-{service}")
+        self.broker = BrokerWatch(settings)
+        """Which cluster the broker is: hand it to every consumer, so they rejoin a new one."""
         self.outbox = Outbox(topic_prefix=settings.kafka_topic_prefix)
         self.relay = OutboxRelay(
             database=self.database,
@@ -73,13 +76,18 @@ class ServiceRuntime:
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
             retention=timedelta(hours=settings.outbox_retention_hours),
+            watch=self.broker,
+            replay=timedelta(hours=settings.outbox_replay_hours),
+            on_new_cluster=self._create_topics if settings.kafka_create_topics else None,
         )
         self.verifier: TokenVerifier = build_verifier(settings)
         self.dead_letters = DeadLetterStore(self.database)
         """Hand to every ConsumerRunner, so what it dead-letters shows in /v1/dead-letters."""
         self._components: list[Component] = []
         self._background: list[asyncio.Task[None]] = []
-        self.revocations = self.add(RevocationListener(settings, self.database, self.verifier))
+        self.revocations = self.add(
+            RevocationListener(settings, self.database, self.verifier, broker=self.broker)
+        )
         """Every replica follows the control topic itself, so every one refuses revoked tokens."""
 
     def add(self, component: ComponentT) -> ComponentT:
@@ -97,6 +105,7 @@ class ServiceRuntime:
         await self.revocations.load()
         if self.settings.kafka_create_topics and self._topics:
             await self._ensure_topics_once()
+        self.broker.start()
         self.relay.start()
         for component in self._components:
             component.start()
@@ -116,6 +125,7 @@ class ServiceRuntime:
                     "service.component.stop_failed", component=repr(component), error=repr(error)
                 )
         await self.relay.stop()
+        await self.broker.stop()
         await self.producer.stop()
         await self.database.dispose()
         log.info("service.stopped")
@@ -135,6 +145,10 @@ class ServiceRuntime:
         except Exception as error:
             log.warning("kafka.topics.deferred", error=repr(error))
             self._background.append(asyncio.create_task(self._ensure_topics_later()))
+
+    async def _create_topics(self) -> None:
+        """On a new cluster, before the relay publishes there: the topics this service needs."""
+        await asyncio.wait_for(ensure_topics(self.settings, self._topics), 15)
 
     async def _ensure_topics_later(self) -> None:
         delay = 1.0

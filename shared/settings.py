@@ -58,11 +58,16 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100, le=60_000)
+    kafka_cluster_check_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often each process asks which cluster the broker is (shared/kafka/cluster.py)."""
     consumer_max_batch: int = Field(default=200, ge=1, le=10_000)
     consumer_handler_retries: int = Field(default=3, ge=0, le=100)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     outbox_retention_hours: float = Field(default=72, gt=0)
+    outbox_replay_hours: float = Field(default=24, ge=0)
+    """Published rows this recent are published again when the broker turns out to be a new
+    cluster (a memory-only broker restarted empty); kept at least this long, so <= retention."""
 
     auth_issuer: str = "followthrough"
     auth_audience: str = "followthrough-api"
@@ -122,6 +127,17 @@ class ServiceSettings(BaseSettings):
     def _derive_defaults(self) -> Self:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / self.service_name}.db"
+        return self
+
+    @model_validator(mode="after")
+    def _replay_within_retention(self) -> Self:
+        if self.outbox_replay_hours > self.outbox_retention_hours:
+            cls = type(self)
+            raise ValueError(
+                f"{setting_variable(cls, 'outbox_replay_hours')} ({self.outbox_replay_hours:g}) "
+                f"must not exceed {setting_variable(cls, 'outbox_retention_hours')} "
+                f"({self.outbox_retention_hours:g}): a row purged cannot be re-published"
+            )
         return self
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from services.goals.api import router
 from services.goals.api.ingest import BATCH_COMPONENTS
-from services.goals.ingest import BatchIngestor
+from services.goals.ingest.service import BatchIngestor
 from services.goals.models import Base
 from services.goals.scheduler import OverdueTimer
 from services.goals.service import GoalsService

@@ -6,19 +6,19 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifications import api, api_email, api_operations
-from services.notifications.digest import DigestScheduler
-from services.notifications.dispatcher import Dispatcher
-from services.notifications.email_service import EmailConfigService
+from services.notifications import api
+from services.notifications.delivery.dispatcher import Dispatcher
+from services.notifications.email.digest import DigestScheduler
+from services.notifications.email.service import EmailConfigService
+from services.notifications.email.smtp import SmtpPool
 from services.notifications.intake import IntakeHandler
 from services.notifications.models import Base
 from services.notifications.operations import OperationsService
 from services.notifications.service import EndpointsService
 from services.notifications.settings import NotificationsSettings
-from services.notifications.signing import SecretBox
-from services.notifications.smtp import SmtpPool
-from services.notifications.ssrf import AddressPolicy, Guard, Resolver, system_resolver
-from services.notifications.webhook_sender import WebhookSender
+from services.notifications.webhooks.sender import WebhookSender
+from services.notifications.webhooks.signing import SecretBox
+from services.notifications.webhooks.ssrf import AddressPolicy, Guard, Resolver, system_resolver
 from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
 from shared.events.catalog.notifications import NOTIFICATIONS_TOPIC
@@ -86,13 +86,14 @@ def create_app(
             producer=runtime.producer,
             service="notifications",
             dead_letters=runtime.dead_letters,
+            broker=runtime.broker,
         )
     )
     app = create_service_app(
         runtime,
         title="Followthrough notifications",
         description="Webhook endpoints and email rules; messages, deliveries and attempts.",
-        routers=[api.router, api_operations.router, api_email.router],
+        routers=[api.router],
         tags=TAGS,
     )
     app.state.endpoints = EndpointsService(runtime, settings, guard, box, clock, dispatcher.wake)

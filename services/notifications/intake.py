@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.notifications.email_repository import EmailRepository
+from services.notifications.delivery.lanes import EMAIL_LANE
+from services.notifications.email.repository import EmailRepository
+from services.notifications.email.rules import (
+    DIGEST_TYPES,
+    QuietHours,
+    Recipient,
+    candidates,
+    goal_of,
+    roles_for,
+    wants,
+)
 from services.notifications.intake_rows import (
     HandedOver,
     Handoff,
@@ -26,8 +36,6 @@ from services.notifications.intake_rows import (
     delivery_values,
     digest_values,
 )
-from services.notifications.lanes import EMAIL_LANE
-from services.notifications.matching import payload_matches, type_matches
 from services.notifications.models import (
     Delivery,
     DigestEntry,
@@ -37,20 +45,12 @@ from services.notifications.models import (
     Preference,
 )
 from services.notifications.repository import NotificationsRepository
-from services.notifications.rules import (
-    DIGEST_TYPES,
-    QuietHours,
-    Recipient,
-    candidates,
-    goal_of,
-    roles_for,
-    wants,
-)
+from services.notifications.webhooks.matching import payload_matches, type_matches
 from shared.clock import Clock
 from shared.db.database import Database
 from shared.events.catalog.goals import GoalSnapshot
 from shared.events.envelope import CloudEvent
-from shared.kafka.consumer import ConsumedEvent, event_scope
+from shared.kafka.consumed import ConsumedEvent, event_scope
 from shared.logs import get_logger
 
 log = get_logger(__name__)

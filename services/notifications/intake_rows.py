@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from services.notifications.delivery.outcomes import Claimed
+from services.notifications.email.rules import Recipient, goal_of, mentee_of
 from services.notifications.models import Delivery, Endpoint, Message
-from services.notifications.outcomes import Claimed
 from services.notifications.repository import PENDING
-from services.notifications.rules import Recipient, goal_of, mentee_of
 from shared.events.envelope import CloudEvent
 
 

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.notifications.intake_rows import new_delivery
-from services.notifications.matching import payload_matches, type_matches
 from services.notifications.models import Delivery, Message
 from services.notifications.repository import (
     CANCELLED,
@@ -31,6 +30,7 @@ from services.notifications.schemas import (
     Routing,
     RoutingDecision,
 )
+from services.notifications.webhooks.matching import payload_matches, type_matches
 from shared.clock import Clock
 from shared.http.cursors import decode_cursor, encode_cursor
 from shared.http.problems import ProblemError

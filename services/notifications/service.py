@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
+from services.notifications.delivery.outcomes import disable_endpoint
+from services.notifications.events import webhook_test
 from services.notifications.intake_rows import new_delivery
-from services.notifications.matching import payload_filter_errors
 from services.notifications.models import Endpoint, Message
-from services.notifications.outcomes import SOURCE, disable_endpoint
 from services.notifications.repository import NotificationsRepository
 from services.notifications.schemas import (
     EndpointCreate,
@@ -31,11 +31,10 @@ from services.notifications.schemas import (
     TestSent,
 )
 from services.notifications.settings import NotificationsSettings
-from services.notifications.signing import SecretBox, new_secret
-from services.notifications.ssrf import BlockedAddressError, Guard, allowed_schemes
+from services.notifications.webhooks.matching import payload_filter_errors
+from services.notifications.webhooks.signing import SecretBox, new_secret
+from services.notifications.webhooks.ssrf import BlockedAddressError, Guard, allowed_schemes
 from shared.clock import Clock
-from shared.events.catalog.notifications import WebhookTest, WebhookTestData
-from shared.events.registry import build_event
 from shared.http.cursors import decode_cursor, encode_cursor
 from shared.http.problems import ProblemError
 from shared.logs import get_logger
@@ -248,14 +247,7 @@ class EndpointsService:
 
     async def send_test(self, tenant_id: str, endpoint_id: str) -> TestSent:
         now = self._clock.now()
-        event = build_event(
-            WebhookTest,
-            WebhookTestData(endpoint_id=endpoint_id),
-            tenant_id=tenant_id,
-            partition_key=endpoint_id,
-            source=SOURCE,
-            time=now,
-        )
+        event = webhook_test(tenant_id, endpoint_id, now)
         async with self._db.transaction() as session:
             repository = NotificationsRepository(session)
             if await repository.endpoint(tenant_id, endpoint_id) is None:

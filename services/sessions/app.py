@@ -15,13 +15,12 @@ from services.sessions.api import router
 from services.sessions.coaching import CoachingService
 from services.sessions.forecast import ForecastService
 from services.sessions.intake import GoalEventHandler
-from services.sessions.links import router as links_router
 from services.sessions.models import Base
-from services.sessions.planner import Rules
 from services.sessions.ranking import RiskRanking
-from services.sessions.scheduler import Scheduler
 from services.sessions.service import CheckinService
 from services.sessions.settings import SessionsSettings
+from services.sessions.timers.planner import Rules
+from services.sessions.timers.scheduler import Scheduler
 from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
 from shared.events.catalog.sessions import SESSIONS_TOPIC
@@ -70,13 +69,14 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
             producer=runtime.producer,
             service="sessions",
             dead_letters=runtime.dead_letters,
+            broker=runtime.broker,
         )
     )
     app = create_service_app(
         runtime,
         title="Followthrough sessions",
         description="Check-in schedules, reminders, misses, escalation and coaching sessions.",
-        routers=[router, links_router],
+        routers=[router],
         tags=TAGS,
     )
     app.state.clock = clock

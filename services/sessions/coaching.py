@@ -14,11 +14,11 @@ from typing import Literal
 
 from services.sessions.events import emit, session_model, session_subject, timed_event_id
 from services.sessions.models import CoachingSessionRow
-from services.sessions.planner import SESSION_REMINDER
 from services.sessions.repository import SessionsRepository
 from services.sessions.schemas import SessionCreate, SessionOut
-from services.sessions.timeline import CLOSED_STATUSES, GoalTimeline, field_problem
-from services.sessions.timer_repository import NewTimer
+from services.sessions.timers.planner import SESSION_REMINDER
+from services.sessions.timers.repository import NewTimer
+from services.sessions.timers.timeline import CLOSED_STATUSES, GoalTimeline, field_problem
 from shared.events.catalog.common import Participant
 from shared.events.catalog.sessions import (
     SessionCancelled,

@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 
 from services.sessions import recurrence
 from services.sessions.models import Occurrence, Timer
-from services.sessions.planner import (
+from services.sessions.repository import SessionsRepository
+from services.sessions.schemas import Forecast, ForecastItem
+from services.sessions.timers.planner import (
     DUE_SOON,
     ESCALATED,
     MISSED,
@@ -25,10 +27,8 @@ from services.sessions.planner import (
     escalation_step,
     reminder_times,
 )
-from services.sessions.repository import SessionsRepository
-from services.sessions.schemas import Forecast, ForecastItem
-from services.sessions.timeline import GoalTimeline, field_problem, not_found
-from services.sessions.timer_repository import TimerRepository
+from services.sessions.timers.repository import TimerRepository
+from services.sessions.timers.timeline import GoalTimeline, field_problem, not_found
 
 MAX_HORIZON = timedelta(days=366)
 MAX_ITEMS = 500

@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.sessions.models import GoalProjection
-from services.sessions.planner import GoalContext, Planner, Rules
 from services.sessions.repository import SessionsRepository
-from services.sessions.timer_repository import TimerRepository
+from services.sessions.timers.planner import GoalContext, Planner, Rules
+from services.sessions.timers.repository import TimerRepository
 from shared.clock import Clock
 from shared.db.database import Database
 from shared.events.catalog.goals import (
@@ -28,7 +28,7 @@ from shared.events.catalog.goals import (
 )
 from shared.events.catalog.policy import CheckinPolicy
 from shared.events.envelope import CloudEvent
-from shared.kafka.consumer import ConsumedEvent, event_scope
+from shared.kafka.consumed import ConsumedEvent, event_scope
 from shared.kafka.dedupe import first_deliveries
 from shared.logs import get_logger
 from shared.outbox.writer import Outbox

@@ -18,10 +18,10 @@ from __future__ import annotations
 import base64
 import json
 
-from services.sessions.planner import GoalContext
 from services.sessions.repository import SessionsRepository
 from services.sessions.schemas import GoalRiskOut, GoalRiskPage
-from services.sessions.timeline import field_problem
+from services.sessions.timers.planner import GoalContext
+from services.sessions.timers.timeline import field_problem
 from shared.clock import Clock
 from shared.http.problems import ProblemError
 from shared.runtime import ServiceRuntime

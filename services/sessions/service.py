@@ -1,6 +1,6 @@
 """Check-ins, acknowledgements and snoozes: the domain rules behind the goal routes.
 
-Every change runs in a :class:`~services.sessions.timeline.GoalTimeline`
+Every change runs in a :class:`~services.sessions.timers.timeline.GoalTimeline`
 transaction: the goal locked, everything of it already due fired first.
 
 The check-in window rule: a check-in attaches to the goal's open occurrence
@@ -27,7 +27,6 @@ from services.sessions.events import (
     timed_event_id,
 )
 from services.sessions.models import Checkin, Occurrence
-from services.sessions.planner import ESCALATED, MISSED, GoalContext, Planner
 from services.sessions.repository import SessionsRepository
 from services.sessions.risk import RATINGS_KEPT
 from services.sessions.schemas import (
@@ -39,7 +38,13 @@ from services.sessions.schemas import (
     OccurrenceOut,
     SnoozeOut,
 )
-from services.sessions.timeline import CLOSED_STATUSES, GoalTimeline, field_problem, not_found
+from services.sessions.timers.planner import ESCALATED, MISSED, GoalContext, Planner
+from services.sessions.timers.timeline import (
+    CLOSED_STATUSES,
+    GoalTimeline,
+    field_problem,
+    not_found,
+)
 from shared.events.catalog.common import Role
 from shared.events.catalog.sessions import (
     CheckinAcknowledged,

@@ -35,6 +35,7 @@ from shared.db.database import Database
 from shared.db.tables import revoked_credentials
 from shared.events import EventError, parse_event
 from shared.events.catalog.control import CONTROL_TOPIC, CredentialRevoked
+from shared.kafka.cluster import BrokerWatch
 from shared.kafka.config import client_options
 from shared.logs import get_logger
 from shared.settings import ServiceSettings
@@ -58,8 +59,10 @@ class RevocationListener:
         verifier: TokenVerifier,
         *,
         clock: Clock | None = None,
+        broker: BrokerWatch | None = None,
     ) -> None:
         self._settings = settings
+        self._broker = broker
         self._db = database
         self._verifier = verifier
         self._clock = clock or SystemClock()
@@ -124,7 +127,15 @@ class RevocationListener:
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         checked = -PARTITION_CHECK_SECONDS
         purged = time.monotonic()
+        cluster = self._broker.cluster_id if self._broker is not None else None
         while not self._stopping.is_set():
+            if self._broker is not None:
+                if self._broker.replaced(cluster):
+                    # The positions belonged to the old cluster's logs: read the new one whole.
+                    log.warning("revocations.cluster.changed", current=self._broker.cluster_id)
+                    self._positions.clear()
+                    return
+                cluster = cluster or self._broker.cluster_id
             if time.monotonic() - checked >= PARTITION_CHECK_SECONDS:
                 checked = time.monotonic()
                 await self._assign(consumer)

@@ -128,3 +128,13 @@ revoked_credentials = Table(
     Column("reason", String(200), nullable=True),
 )
 Index("ix_revoked_credentials_expires_at", revoked_credentials.c.expires_at)
+
+broker_clusters = Table(
+    "broker_clusters",
+    platform_metadata,
+    # One row per outbox relay: the Kafka cluster it last published to, so a relay that
+    # finds another cluster behind the same address knows to publish its recent rows again.
+    Column("relay", String(100), primary_key=True),
+    Column("cluster_id", String(255), nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+)

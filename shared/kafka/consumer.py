@@ -13,28 +13,35 @@ Guarantees, in order of importance:
 * partitions are only handed to another member after the batch in flight has
   been committed (the rebalance listener waits on the same lock);
 * the loop itself never dies quietly: an unexpected error restarts the client
-  from the last committed offsets, after a backoff.
+  from the last committed offsets, after a backoff;
+* when the broker turns out to be another cluster (a memory-only broker
+  restarted empty), the client is started afresh: it joins the group there and
+  reads from that cluster's commits, else from the beginning, never from a
+  position that belonged to the old logs.
+
+This module is the loop and its commits; a batch's handling is in
+``batches.py``, outages and dead letters in ``failures.py``, and what a
+handler sees (``ConsumedEvent``, ``event_scope``) in ``consumed.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared import faults, metrics
-from shared.context import bound
-from shared.db.database import is_unavailable
-from shared.deadletters.store import DeadLetterEntry, DeadLetterStore
-from shared.events import CloudEvent, EventError, parse_event
+from shared.deadletters.store import DeadLetterStore
+from shared.kafka.batches import BatchProcessor
+from shared.kafka.cluster import BrokerWatch
 from shared.kafka.config import client_options
-from shared.kafka.dead_letter import REASONS, DeadLetter, dead_letter_record, omit_value
+from shared.kafka.consumed import EventHandler
+from shared.kafka.dead_letter import REASONS
+from shared.kafka.failures import Abandoned, DeadLetterWriter, Pacing
 from shared.kafka.lag import PartitionLag
 from shared.kafka.producer import EventProducer
 from shared.logs import get_logger
@@ -42,47 +49,11 @@ from shared.settings import ServiceSettings
 
 log = get_logger(__name__)
 
-MAX_BACKOFF_SECONDS = 30.0
 COMMIT_TIMEOUT_SECONDS = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumedEvent:
-    event: CloudEvent
-    record: ConsumerRecord[bytes, bytes]
-
-    @property
-    def topic(self) -> str:
-        return str(self.record.topic)
-
-    @property
-    def partition(self) -> int:
-        return int(self.record.partition)
-
-    @property
-    def offset(self) -> int:
-        return int(self.record.offset)
-
-
-EventHandler = Callable[[Sequence[ConsumedEvent]], Awaitable[None]]
-"""Handles one partition's events, in order; returns only once its work is durable."""
-
-
-def event_scope(event: CloudEvent) -> contextlib.AbstractContextManager[None]:
-    """Bind an event's ids to the log context; handlers of batches use it per event."""
-    return bound(correlation_id=event.correlationid, tenant_id=event.tenantid, event_id=event.id)
-
-
-class PermanentHandlerError(Exception):
-    """Raised by a handler for an event that can never succeed: dead-letter it without retrying."""
 
 
 class _CommitStuck(Exception):
     """The broker kept refusing a commit as retriable; only a fresh client gets past it."""
-
-
-class _Abandoned(Exception):
-    """Stopping while the database or broker is away: leave the batch uncommitted for later."""
 
 
 class ConsumerRunner:
@@ -98,19 +69,32 @@ class ConsumerRunner:
         max_event_bytes: int = 1_048_576,
         retry_delay: float = 0.2,
         dead_letters: DeadLetterStore | None = None,
+        broker: BrokerWatch | None = None,
     ) -> None:
         self._settings = settings
+        self._broker = broker
+        self._cluster_id: str | None = None
         self._topics = list(topics)
         self._group_id = group_id
-        self._handler = handler
-        self._producer = producer
         self._service = service
-        self._max_event_bytes = max_event_bytes
-        self._retry_delay = retry_delay
-        self._dead_letters = dead_letters
+        self._pacing = Pacing(retry_delay)
+        self._batches = BatchProcessor(
+            handler=handler,
+            dead_letters=DeadLetterWriter(
+                producer=producer,
+                store=dead_letters,
+                group_id=group_id,
+                service=service,
+                pacing=self._pacing,
+            ),
+            pacing=self._pacing,
+            group_id=group_id,
+            service=service,
+            max_event_bytes=max_event_bytes,
+            handler_retries=settings.consumer_handler_retries,
+        )
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._in_flight = asyncio.Lock()
         self._lag = PartitionLag(service)
         self.running = asyncio.Event()
@@ -137,7 +121,7 @@ class ConsumerRunner:
 
     async def stop(self, timeout: float = 15.0) -> None:
         """Finish the batch in flight, commit it, and leave the group."""
-        self._stopping.set()
+        self._pacing.stopping.set()
         if self._task is None:
             return
         try:
@@ -157,8 +141,8 @@ class ConsumerRunner:
         return self._lag.snapshot()
 
     async def _run(self) -> None:
-        backoff = self._retry_delay
-        while not self._stopping.is_set():
+        backoff = self._pacing.retry_delay
+        while not self._pacing.stopping.is_set():
             try:
                 consumer = await self._start_consumer()
             except Exception as error:
@@ -168,14 +152,14 @@ class ConsumerRunner:
                     error=repr(error),
                     retry_in=backoff,
                 )
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                await self._pacing.sleep(backoff)
+                backoff = Pacing.longer(backoff)
                 continue
             crashed = False
             try:
                 self.running.set()
                 await self._consume(consumer)
-            except _Abandoned as error:
+            except Abandoned as error:
                 log.warning("consumer.batch.abandoned", group=self._group_id, error=repr(error))
             except Exception as error:
                 # A bug, or a broker error the client does not retry. Never die
@@ -196,10 +180,10 @@ class ConsumerRunner:
                     await consumer.stop()
                 log.info("consumer.stopped", group=self._group_id)
             if crashed:
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                await self._pacing.sleep(backoff)
+                backoff = Pacing.longer(backoff)
             else:
-                backoff = self._retry_delay
+                backoff = self._pacing.retry_delay
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -222,35 +206,55 @@ class ConsumerRunner:
                 await consumer.stop()
             raise
         self._consumer = consumer
+        self._cluster_id = self._broker.cluster_id if self._broker is not None else None
         log.info("consumer.started", group=self._group_id, topics=self._topics)
         return consumer
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        backoff = self._retry_delay
-        while not self._stopping.is_set():
+        backoff = self._pacing.retry_delay
+        while not self._pacing.stopping.is_set():
+            if self._on_another_cluster():
+                return
             try:
                 batches = await consumer.getmany(timeout_ms=250)
             except KafkaError as error:
                 log.warning("consumer.fetch.failed", group=self._group_id, error=str(error))
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                await self._pacing.sleep(backoff)
+                backoff = Pacing.longer(backoff)
                 continue
-            backoff = self._retry_delay
+            backoff = self._pacing.retry_delay
             if batches:
                 async with self._in_flight:
                     offsets: dict[TopicPartition, int] = {}
                     try:
                         for tp, records in batches.items():
                             if records:
-                                await self._process_partition(records)
+                                await self._batches.process(records)
                                 offsets[tp] = records[-1].offset + 1
-                    except _Abandoned:
+                    except Abandoned:
                         await self._commit(consumer, offsets)  # what is done stays done
                         raise
                     if faults.armed:
                         await faults.reached("consumer.after_handler")
                     await self._commit(consumer, offsets)
             await self._lag.observe(consumer)
+
+    def _on_another_cluster(self) -> bool:
+        """Whether the broker is another cluster than the one this client joined."""
+        if self._broker is None:
+            return False
+        if self._cluster_id is None:
+            self._cluster_id = self._broker.cluster_id
+            return False
+        if not self._broker.replaced(self._cluster_id):
+            return False
+        log.warning(
+            "consumer.cluster.changed",
+            group=self._group_id,
+            previous=self._cluster_id,
+            current=self._broker.cluster_id,
+        )
+        return True
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:
@@ -267,181 +271,6 @@ class ConsumerRunner:
             # without end, and this consumer would stall for good. A fresh client rejoins
             # with current metadata and re-reads from the last commit; dedupe absorbs it.
             raise _CommitStuck(f"commit not done after {COMMIT_TIMEOUT_SECONDS:g} s") from error
-
-    async def _process_partition(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        accepted: list[ConsumedEvent] = []
-        for record in records:
-            item = self._decode(record)
-            if isinstance(item, DeadLetter):
-                await self._dead_letter(item)
-            else:
-                accepted.append(item)
-        if not accepted:
-            return
-        if await self._attempt_forever(accepted) is None:
-            return
-        # Something in the batch fails for reasons of its own: find it, one event at a time.
-        for single in accepted:
-            await self._process_single(single)
-
-    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent | DeadLetter:
-        value = record.value or b""
-        if len(value) > self._max_event_bytes:
-            return DeadLetter(record, "oversize", f"{len(value)} bytes > {self._max_event_bytes}")
-        try:
-            event = parse_event(value)
-        except EventError as error:
-            return DeadLetter(record, error.reason, str(error))
-        return ConsumedEvent(event, record)
-
-    async def _attempt_forever(self, events: Sequence[ConsumedEvent]) -> Exception | None:
-        """Run the handler, retrying infrastructure outages without limit.
-
-        Returns the error when the failure is about the events themselves.
-        """
-        backoff = self._retry_delay
-        while True:
-            try:
-                await self._call(events)
-                return None
-            except Exception as error:
-                if not is_unavailable(error) and not isinstance(error, KafkaError):
-                    metrics.HANDLER_ERRORS.labels(self._service, "event").inc()
-                    log.warning(
-                        "consumer.handler.failed",
-                        group=self._group_id,
-                        events=len(events),
-                        error=repr(error),
-                    )
-                    return error
-                metrics.HANDLER_ERRORS.labels(self._service, "transient").inc()
-                log.warning(
-                    "consumer.handler.unavailable",
-                    group=self._group_id,
-                    error=repr(error),
-                    retry_in=backoff,
-                )
-                if self._stopping.is_set():
-                    raise _Abandoned(
-                        "stopping while the handler's infrastructure is away"
-                    ) from error
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-
-    async def _process_single(self, item: ConsumedEvent) -> None:
-        attempts = self._settings.consumer_handler_retries + 1
-        error: Exception | None = None
-        for attempt in range(attempts):
-            error = await self._attempt_forever([item])
-            if error is None:
-                return
-            if isinstance(error, PermanentHandlerError):
-                break
-            if attempt + 1 < attempts:
-                await self._sleep(self._retry_delay * (2**attempt))
-        await self._dead_letter(DeadLetter(item.record, "handler_failed", repr(error)), item.event)
-
-    async def _call(self, events: Sequence[ConsumedEvent]) -> None:
-        if len(events) == 1:
-            with event_scope(events[0].event):
-                await self._handler(events)
-        else:
-            await self._handler(events)
-        for item in events:
-            metrics.EVENTS_CONSUMED.labels(self._service, item.event.type, "handled").inc()
-
-    async def _dead_letter(self, letter: DeadLetter, event: CloudEvent | None = None) -> None:
-        record = letter.record
-        failed_at = datetime.now(UTC)
-        outbound = dead_letter_record(letter, group_id=self._group_id, failed_at=failed_at)
-        backoff = self._retry_delay
-        while True:
-            try:
-                await self._producer.send_and_wait(outbound)
-                break
-            except (KafkaError, OSError) as error:
-                if isinstance(error, KafkaError) and not error.retriable and outbound.value:
-                    # It can never be sent as it is (too large for the producer or the
-                    # broker): send the reason without the value, or the consumer would
-                    # stall on this record for good. The value stays on the source topic
-                    # at the partition and offset the headers name.
-                    log.error("consumer.dlq.value_omitted", error=repr(error))
-                    outbound = omit_value(outbound)
-                    continue
-                log.warning("consumer.dlq.unavailable", error=repr(error), retry_in=backoff)
-                if self._stopping.is_set():
-                    raise _Abandoned(
-                        "stopping while the dead-letter topic is unreachable"
-                    ) from error
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        if self._dead_letters is not None:
-            await self._record(letter, event, failed_at)
-        metrics.DEAD_LETTERED.labels(self._service, record.topic, letter.reason).inc()
-        if event is not None:
-            metrics.EVENTS_CONSUMED.labels(self._service, event.type, "dead_lettered").inc()
-        log.error(
-            "consumer.dead_lettered",
-            group=self._group_id,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=letter.reason,
-            error=letter.error[:500],
-            dead_letter_topic=outbound.topic,
-            event_id=event.id if event else None,
-            event_type=event.type if event else None,
-        )
-
-    async def _record(
-        self, letter: DeadLetter, event: CloudEvent | None, failed_at: datetime
-    ) -> None:
-        """Keep the dead letter in the service's table for the operator API.
-
-        An outage is waited out like the dead-letter topic's; any other error is
-        logged and the consumer moves on: the record is safe on ``<topic>.dlq``,
-        and stalling every later message over the bookkeeping would be worse.
-        """
-        assert self._dead_letters is not None
-        record = letter.record
-        entry = DeadLetterEntry(
-            consumer_group=self._group_id,
-            topic=str(record.topic),
-            partition=int(record.partition),
-            offset=int(record.offset),
-            reason=letter.reason,
-            error=letter.error,
-            key=record.key,
-            value=record.value or b"",
-            headers=list(record.headers or ()),
-            dead_lettered_at=failed_at,
-            event=event,
-        )
-        backoff = self._retry_delay
-        while True:
-            try:
-                await self._dead_letters.record(entry)
-                return
-            except Exception as error:
-                if not is_unavailable(error):
-                    log.error(
-                        "consumer.dead_letter.unrecorded",
-                        group=self._group_id,
-                        topic=record.topic,
-                        offset=record.offset,
-                        error=repr(error),
-                    )
-                    return
-                log.warning("consumer.dead_letter.store_unavailable", error=repr(error))
-                if self._stopping.is_set():
-                    raise _Abandoned("stopping while the database is away") from error
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake at once when the runner is told to stop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
 
 
 class _WaitForInFlight(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -6,6 +6,14 @@ partition. A row is marked sent only after the broker acknowledged it; a crash
 between the two means the row is published again, which consumers absorb by
 event id. While the broker is down the rows simply wait, and the relay backs
 off and keeps trying.
+
+Published rows are kept for a replay window. When the broker address turns
+out to lead to another cluster than the one this relay last published to (a
+memory-only development broker restarted empty; on a real Kafka cluster this
+does not happen by accident), everything published within the window is
+queued again, before anything newer, so what the old cluster held and lost
+reaches consumers from the new one. Consumers drop what they already handled
+by event id.
 """
 
 from __future__ import annotations
@@ -14,18 +22,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from sqlalchemy import Row, delete, func, select, update
 
 from shared import faults, metrics
 from shared.db.database import Database, is_unavailable
 from shared.db.leader import Leadership
-from shared.db.tables import outbox
+from shared.db.tables import broker_clusters, outbox
 from shared.events.envelope import utc_now
+from shared.kafka.cluster import BrokerWatch
 from shared.kafka.producer import EventProducer, OutboundRecord
 from shared.logs import get_logger
 from shared.outbox.writer import Outbox
@@ -52,7 +61,12 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         retention: timedelta = timedelta(hours=72),
         gauge_seconds: float = GAUGE_REFRESH_SECONDS,
+        watch: BrokerWatch | None = None,
+        replay: timedelta = timedelta(hours=24),
+        on_new_cluster: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``watch`` tells which cluster the broker is (None: never replay); ``on_new_cluster``
+        runs before a replay (the service creates its topics there)."""
         self._database = database
         self._producer = producer
         self._signal = outbox_writer.committed
@@ -61,6 +75,12 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._retention = retention
         self._gauge_seconds = gauge_seconds
+        self._watch = watch
+        self._replay = replay
+        self._on_new_cluster = on_new_cluster
+        self._cluster_id: str | None = None
+        self._recheck_cluster = True
+        metrics.OUTBOX_REPLAYED.labels(service)  # the series exists from the start, at 0
         self._leadership = Leadership(database, f"{service}:outbox-relay")
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -92,11 +112,13 @@ class OutboxRelay:
             drained, failed = True, False
             try:
                 if await self._leadership.acquire():
+                    await self.follow_cluster()
                     drained = await self.publish_pending()
                     await self._purge()
                 backoff = INITIAL_BACKOFF_SECONDS
             except Exception as error:
                 failed = True
+                self._recheck_cluster = True  # the broker may have come back as another one
                 self.idle.clear()
                 level = "warning" if _is_transient(error) else "error"
                 getattr(log, level)("outbox.relay.failed", error=repr(error), retry_in=backoff)
@@ -119,6 +141,75 @@ class OutboxRelay:
         """``seconds``, unless the relay is told to stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def follow_cluster(self) -> None:
+        """Make sure the broker is the cluster this relay publishes to, replaying if it is new.
+
+        Raises while the broker does not answer, so nothing is published into a
+        cluster not yet recognised (it could be a new, empty one).
+        """
+        if self._watch is None:
+            return
+        current = await self._watch.refresh() if self._recheck_cluster else self._watch.cluster_id
+        if current is None:
+            current = await self._watch.refresh()
+        if current is None:
+            raise KafkaConnectionError("the broker does not answer: cluster unknown")
+        self._recheck_cluster = False
+        if current != self._cluster_id:
+            await self._adopt_cluster(current)
+
+    async def _adopt_cluster(self, current: str) -> None:
+        async with self._database.reader() as session:
+            known = (
+                await session.execute(
+                    select(broker_clusters.c.cluster_id).where(
+                        broker_clusters.c.relay == self._service
+                    )
+                )
+            ).scalar_one_or_none()
+        if known is not None and known != current:
+            await self._replay_for(current, previous=known)
+        elif known is None:
+            async with self._database.transaction() as session:
+                await session.execute(
+                    broker_clusters.insert().values(
+                        relay=self._service, cluster_id=current, seen_at=utc_now()
+                    )
+                )
+            log.info("outbox.cluster.recorded", cluster_id=current)
+        self._cluster_id = current
+
+    async def _replay_for(self, current: str, *, previous: str) -> None:
+        """Queue again what was published within the window, and remember the new cluster.
+
+        Both in one transaction: a crash in between replays again at the next
+        start, which costs duplicates only. The topics are created first and the
+        producer restarted, so no record goes by the old cluster's partition map.
+        """
+        if self._on_new_cluster is not None:
+            await self._on_new_cluster()
+        await self._producer.stop()
+        async with self._database.transaction() as session:
+            queued = await session.execute(
+                update(outbox)
+                .where(outbox.c.sent_at >= utc_now() - self._replay)
+                .values(sent_at=None)
+            )
+            await session.execute(
+                update(broker_clusters)
+                .where(broker_clusters.c.relay == self._service)
+                .values(cluster_id=current, seen_at=utc_now())
+            )
+        count = int(getattr(queued, "rowcount", 0) or 0)
+        metrics.OUTBOX_REPLAYED.labels(self._service).inc(count)
+        log.warning(
+            "outbox.replaying",
+            previous_cluster=previous,
+            cluster_id=current,
+            events=count,
+            window_hours=self._replay.total_seconds() / 3600,
+        )
 
     async def publish_pending(self) -> bool:
         """Publish up to one batch; True when nothing is left to send."""

@@ -24,7 +24,7 @@ from services.sessions.settings import SessionsSettings
 BOUNDED_FORMATS = {"date", "date-time", "time", "uuid", "email", "duration"}
 UNBOUNDED_QUANTIFIER = re.compile(r"(?<!\\)[*+]|\{\d+,\}")
 BOUNDED_IN_CODE = {
-    # services/notifications/matching.py payload_filter_errors: at most 20 conditions of
+    # services/notifications/webhooks/matching.py payload_filter_errors: at most 20 conditions of
     # scalars (strings up to 1000 characters) or lists of at most 100 of them.
     ("notifications", "body.payload_filter"),
 }

@@ -10,127 +10,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 import pytest
 
-from shared.devstack.processes import free_port, process_cmdline, wait_until
+from shared.devstack.processes import wait_until
+from tests.support.devstack import CHILDREN, SERVICES, SupervisedStack, gone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SERVICES = ("goals", "sessions", "notifications", "console")
-CHILDREN = ("broker", "smtp-sink", *SERVICES)
 
-
-def gone(pid: int) -> bool:
-    """No such process, or only its zombie (exited, waiting for whoever adopted it to reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in {"Z", "X"}
-
-
-@dataclass
-class Stack:
-    workdir: Path
-    env: dict[str, str]
-    ports: dict[str, int]
-    runs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    seen: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.workdir / "data"
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"stack-{len(self.runs)}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "shared.devstack"],
-            cwd=self.workdir,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.runs.append(process)
-        return process
-
-    def wait_healthy(self, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-        def healthy(service: str) -> bool:
-            try:
-                url = f"http://127.0.0.1:{self.ports[service]}/healthz"
-                return httpx.get(url, timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        run = self.runs.index(process)
-
-        def supervisor_ready() -> bool:  # it checks too, one child after another
-            return any('"event":"stack.ready"' in line for line in self.output(run))
-
-        wait_until(
-            lambda: all(healthy(service) for service in SERVICES),
-            timeout=timeout,
-            interval=0.2,
-            what="every service's /healthz",
-            alive=lambda: process.poll() is None,
-        )
-        wait_until(supervisor_ready, timeout=10, what="the supervisor's stack.ready")
-
-    def pids(self) -> dict[str, int]:
-        """The children's pids, from the supervisor's pid files."""
-        found = {
-            path.stem: int(path.read_text())
-            for path in (self.data_dir / "run").glob("*.pid")
-            if path.stem != "stack"
-        }
-        self.seen.update(found)
-        return found
-
-    def output(self, run: int) -> list[str]:
-        return (self.workdir / f"stack-{run}.log").read_text().splitlines()
-
-    def kill_everything(self) -> None:
-        """Teardown: whatever is still running, by its own pid, if it is still ours."""
-        for process in self.runs:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-        for pid in self.seen.values():
-            cmdline = process_cmdline(pid)
-            if not gone(pid) and (
-                "services." in cmdline or "tansu" in cmdline or "devstack" in cmdline
-            ):
-                os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    ports = {name: free_port() for name in ("broker", "smtp", *SERVICES)}
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.upper().startswith(
-            ("STACK_", "FOLLOWTHROUGH_", "GOALS_", "SESSIONS_", "NOTIFICATIONS_", "CONSOLE_")
-        )
-    }
-    env.update({f"STACK_{name.upper()}_PORT": str(port) for name, port in ports.items()})
-    env.update(STACK_DATA_DIR=str(tmp_path / "data"), STACK_LOG_FORMAT="json")
-    env["FOLLOWTHROUGH_KAFKA_SESSION_TIMEOUT_MS"] = "3000"  # quick group joins on Tansu
-    built = Stack(tmp_path, env, ports)
-    try:
-        yield built
-    finally:
-        built.kill_everything()
-
-
-def test_the_stack_comes_up_and_sigint_stops_every_process(stack: Stack) -> None:
+def test_the_stack_comes_up_and_sigint_stops_every_process(stack: SupervisedStack) -> None:
     supervisor = stack.start()
     stack.wait_healthy(supervisor)
     pids = stack.pids()
@@ -158,7 +47,7 @@ def test_the_stack_comes_up_and_sigint_stops_every_process(stack: Stack) -> None
 
 
 def test_a_killed_supervisor_takes_its_children_along_and_the_next_start_succeeds(
-    stack: Stack,
+    stack: SupervisedStack,
 ) -> None:
     first = stack.start()
     stack.wait_healthy(first)
@@ -185,7 +74,7 @@ def test_a_killed_supervisor_takes_its_children_along_and_the_next_start_succeed
     assert all(gone(pid) for pid in new_pids.values())
 
 
-def test_ctrl_c_while_the_stack_is_still_starting_stops_everything(stack: Stack) -> None:
+def test_ctrl_c_while_the_stack_is_still_starting_stops_everything(stack: SupervisedStack) -> None:
     supervisor = stack.start()
     wait_until(
         lambda: set(stack.pids()) == set(CHILDREN),
@@ -200,7 +89,7 @@ def test_ctrl_c_while_the_stack_is_still_starting_stops_everything(stack: Stack)
     assert [name for name, pid in pids.items() if not gone(pid)] == []
 
 
-def test_a_bad_stack_setting_stops_at_start_naming_the_variable(stack: Stack) -> None:
+def test_a_bad_stack_setting_stops_at_start_naming_the_variable(stack: SupervisedStack) -> None:
     stack.env["STACK_GOALS_PORT"] = "eighty"
     supervisor = stack.start()
     assert supervisor.wait(30) == 2
@@ -208,3 +97,26 @@ def test_a_bad_stack_setting_stops_at_start_naming_the_variable(stack: Stack) ->
     assert "STACK_GOALS_PORT" in output
     assert "Traceback" not in output
     assert not (stack.data_dir / "run").exists()
+
+
+def test_a_child_that_keeps_crashing_stops_the_stack_naming_it(stack: SupervisedStack) -> None:
+    stack.env.update(STACK_RESTART_LIMIT="1", STACK_RESTART_WINDOW_SECONDS="300")
+    supervisor = stack.start()
+    stack.wait_healthy(supervisor)
+    pids = stack.pids()
+
+    os.kill(pids["sessions"], signal.SIGKILL)  # the first crash: restarted
+    wait_until(
+        lambda: stack.pids()["sessions"] != pids["sessions"],
+        timeout=30,
+        what="sessions to be restarted",
+        alive=lambda: supervisor.poll() is None,
+    )
+    os.kill(stack.pids()["sessions"], signal.SIGKILL)  # the second within the window: enough
+
+    assert supervisor.wait(60) == 1
+    records = [json.loads(line) for line in stack.output(0)]
+    crashing = [r for r in records if r.get("event") == "stack.child.crashing"]
+    assert [(r["name"], r["crashes"]) for r in crashing] == [("sessions", 2)]
+    assert [r["name"] for r in records if r.get("event") == "stack.child.restarted"] == ["sessions"]
+    assert [name for name, pid in stack.seen.items() if not gone(pid)] == []

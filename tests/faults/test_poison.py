@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaProducer
 from services.notifications import intake
 from shared.auth.tokens import ALL_SCOPES
 from shared.devstack.broker import TansuBroker
-from shared.kafka.consumer import ConsumedEvent
+from shared.kafka.consumed import ConsumedEvent
 from tests.services.notifications import factories
 from tests.support.kafka import read_records
 from tests.support.receiver import running_receiver

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from prometheus_client import REGISTRY
 
 from shared.db.database import DatabaseUnavailableError
-from shared.kafka.consumer import ConsumedEvent, ConsumerRunner, PermanentHandlerError
+from shared.kafka.consumed import ConsumedEvent, PermanentHandlerError
+from shared.kafka.consumer import ConsumerRunner
 
 
 @dataclass

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request, Response
+from fastapi import Depends, Header, Path, Response
 
-from services.goals.ingest import BatchIngestor
+from services.goals.ingest.service import BatchIngestor
 from services.goals.responses import GoalOut
 from services.goals.schemas import REF_PATTERN
 from services.goals.service import GoalsService
 from services.goals.work import etag
 from shared.auth.tokens import Principal
 from shared.events.catalog.goals import GoalSnapshot
+from shared.http.deps import from_app_state
 from shared.http.idempotency import KEY_PATTERN
 from shared.http.ratelimit import rate_limited
 from shared.http.security import require
@@ -23,18 +24,8 @@ Ingesting = Annotated[Principal, Depends(rate_limited("goals:write"))]
 """A writer whose request counts against its tenant's ingestion rate (429 beyond it)."""
 
 
-async def get_service(request: Request) -> GoalsService:
-    service: GoalsService = request.app.state.goals
-    return service
-
-
-async def get_ingestor(request: Request) -> BatchIngestor:
-    ingestor: BatchIngestor = request.app.state.ingestor
-    return ingestor
-
-
-Service = Annotated[GoalsService, Depends(get_service)]
-Ingestor = Annotated[BatchIngestor, Depends(get_ingestor)]
+Service = Annotated[GoalsService, Depends(from_app_state("goals"))]
+Ingestor = Annotated[BatchIngestor, Depends(from_app_state("ingestor"))]
 ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 GoalId = Annotated[str, Path(pattern=ID_PATTERN, description="The goal's id.")]
 MilestoneId = Annotated[str, Path(pattern=ID_PATTERN, description="The milestone's id.")]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import TypeAdapter
 
 from services.goals.api.deps import IdempotencyKey, Ingestor, Writer
-from services.goals.ingest_schemas import BATCH_EXAMPLE, MAX_BATCH, BatchResult, IngestEvent
+from services.goals.ingest.schemas import BATCH_EXAMPLE, MAX_BATCH, BatchResult, IngestEvent
 from shared.http.problems import ProblemError, problem_responses
 from shared.http.ratelimit import charge
 

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.notifications.app import create_app
 from services.notifications.settings import NotificationsSettings
-from services.notifications.ssrf import Resolver
+from services.notifications.webhooks.ssrf import Resolver
 from shared.clock import ManualClock
 from shared.devstack.broker import TansuBroker
 from shared.devstack.processes import free_port

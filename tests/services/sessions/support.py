@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from services.sessions.app import create_app
 from services.sessions.models import GoalProjection, Occurrence, Timer
-from services.sessions.scheduler import Scheduler
 from services.sessions.settings import SessionsSettings
+from services.sessions.timers.scheduler import Scheduler
 from shared.clock import ManualClock
 from shared.db.database import Database
 from shared.db.tables import outbox

@@ -12,7 +12,8 @@ import pytest
 
 from shared.devstack.broker import TansuBroker
 from shared.kafka.config import dlq_topic
-from shared.kafka.consumer import ConsumerRunner, EventHandler
+from shared.kafka.consumed import EventHandler
+from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics
 from shared.settings import ServiceSettings

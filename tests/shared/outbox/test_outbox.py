@@ -14,6 +14,7 @@ from shared.db.tables import outbox
 from shared.devstack.broker import TansuBroker
 from shared.devstack.processes import free_port
 from shared.events import CloudEvent
+from shared.kafka.cluster import BrokerWatch
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics
 from shared.outbox import Outbox, OutboxRelay
@@ -38,7 +39,7 @@ class Parts:
     def topic(self) -> str:
         return f"{self.settings.kafka_topic_prefix}notifications"
 
-    def relay(self, **options: float) -> OutboxRelay:
+    def relay(self, watch: BrokerWatch | None = None, **options: float) -> OutboxRelay:
         return OutboxRelay(
             database=self.database,
             producer=self.producer,
@@ -46,6 +47,7 @@ class Parts:
             service=self.service,
             poll_seconds=options.get("poll_seconds", 60.0),
             gauge_seconds=options.get("gauge_seconds", 0.05),
+            watch=watch,
         )
 
     async def commit(self, *events: CloudEvent) -> None:
@@ -151,3 +153,25 @@ async def test_gauges_count_unsent_rows_and_their_age_while_the_broker_is_away(
     assert age is not None
     assert 0.01 <= age < 60
     assert await parts.rows() == [("evt-0001", False), ("evt-0002", False), ("evt-0003", False)]
+
+
+async def test_a_relay_started_again_on_the_same_cluster_replays_nothing(parts: Parts) -> None:
+    """Only a new cluster is refilled: a service restart must not publish its last day again."""
+    async with started(BrokerWatch(parts.settings)) as watch:
+        async with started(parts.relay(watch)):
+            await parts.commit(endpoint_disabled(1), endpoint_disabled(2))
+            await eventually(lambda: _all_sent(parts), what="both events published")
+        async with started(parts.relay(watch)):  # the service restarted
+            await parts.commit(endpoint_disabled(3))
+            await eventually(lambda: _all_sent(parts), what="the third published")
+    events = await read_events(
+        parts.settings.kafka_bootstrap_servers,
+        parts.topic,
+        until=lambda events: any(e.id == "evt-0003" for e in events),
+    )
+    assert sorted(event.id for event in events) == ["evt-0001", "evt-0002", "evt-0003"]
+    assert metric("followthrough_outbox_replayed_total", service=parts.service) == 0
+
+
+async def _all_sent(parts: Parts) -> bool:
+    return all(sent for _, sent in await parts.rows())

@@ -1,0 +1,1 @@
+"""Batch ingestion: integrators' CloudEvents applied in order, in one transaction."""

@@ -1,0 +1,1 @@
+"""The delivery queue both channels share: dispatcher, per-target lanes, outcomes."""

@@ -1,0 +1,1 @@
+"""The email channel: rules, rendering, SMTP, digest, preferences and unsubscribes."""

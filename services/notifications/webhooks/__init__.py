@@ -1,0 +1,1 @@
+"""The webhook channel: routing filters, the signed sender, secrets, the SSRF guard."""
