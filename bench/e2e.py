@@ -18,6 +18,7 @@ events/s for 60 s, then the highest rate that holds 60 s with p99 under 1 s
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -25,9 +26,11 @@ import httpx
 import orjson
 
 from bench.lib import results
+from bench.lib.cpu import CpuMeter
 from bench.lib.http import ClientPool
 from bench.lib.options import database_name, install_loop, parser
 from bench.lib.phase import PhaseResult, throughput_phases
+from bench.lib.profile import profiling
 from bench.lib.receiver import ReceiverProcess
 from bench.lib.results import headline
 from bench.lib.stack import RunningStack, stack_with_receiver
@@ -48,6 +51,7 @@ GOAL = orjson.dumps(
     }
 )
 STEADY_RATE = 200.0
+CPU_TARGETS_MS = {"goals": 1.0, "sessions": 0.6, "notifications": 1.2}
 
 
 async def subscribe(
@@ -85,18 +89,31 @@ def goal_sender(stack: RunningStack, pool: ClientPool) -> Any:
 
 
 async def scenario(
-    stack: RunningStack, receiver: ReceiverProcess, *, quick: bool
+    stack: RunningStack, receiver: ReceiverProcess, *, quick: bool, profile: bool = False
 ) -> dict[str, Any]:
     await subscribe(stack, receiver, ["goal.created"])
+    meter = CpuMeter(
+        {
+            **{
+                service: stack.pid_of(service) for service in ("goals", "sessions", "notifications")
+            },
+            "broker": stack.child_pid("tansu"),
+            "receiver": receiver.pid,
+            "generator": os.getpid(),
+        }
+    )
+    services = {name: meter.pids[name] for name in ("goals", "sessions", "notifications")}
     async with ClientPool(clients=16, connections_per_client=4) as pool:
         send = goal_sender(stack, pool)
-        return await throughput_phases(
-            send,
-            receiver,
-            quick=quick,
-            steady_rate=STEADY_RATE,
-            steady_seconds=20 if quick else 60,
-        )
+        with profiling(profile, "e2e", services):
+            return await throughput_phases(
+                send,
+                receiver,
+                quick=quick,
+                steady_rate=STEADY_RATE,
+                steady_seconds=20 if quick else 60,
+                meter=meter,
+            )
 
 
 def main() -> None:
@@ -104,15 +121,37 @@ def main() -> None:
     install_loop()
     started = time.time()
     with stack_with_receiver(postgres=args.postgres) as (stack, receiver):
-        figures = asyncio.run(scenario(stack, receiver, quick=args.quick))
+        figures = asyncio.run(scenario(stack, receiver, quick=args.quick, profile=args.profile))
         figures["rss_mb"] = {s: stack.rss_mb(s) for s in ("goals", "sessions", "notifications")}
     steady: PhaseResult = figures.pop("_steady")
+    cpu: dict[str, float] = figures.pop("_cpu").cpu_ms_per_event
     sustained = figures["max"]["sustained_rate"]
     confirmed = figures["max"]["confirmed"] or {}
     results.write(
         "e2e",
         figures,
         headlines=[
+            headline(
+                "service CPU per event at 100/s (goals + sessions + notifications)",
+                cpu["services"],
+                "ms",
+                "<= 3",
+                cpu["services"] <= 3,
+            ),
+            *(
+                headline(
+                    f"  {name} CPU per event",
+                    cpu[name],
+                    "ms",
+                    f"<= {target:g}",
+                    cpu[name] <= target,
+                )
+                for name, target in CPU_TARGETS_MS.items()
+            ),
+            *(
+                headline(f"  {name} CPU per event", cpu[name], "ms", "", None)
+                for name in ("broker", "generator", "receiver")
+            ),
             headline(
                 "steady 200/s p50",
                 steady.latency["p50_ms"],

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.lib.cpu import CpuMeter
 from bench.lib.generator import open_loop
 from bench.lib.ledger import Ledger
 from bench.lib.receiver import ReceiverProcess
@@ -26,6 +27,10 @@ from bench.lib.stats import summary_ms
 
 Send = Callable[[str], Awaitable[None]]
 """Publish the event for ledger key ``key``; raise to count it as rejected."""
+
+
+CPU_PHASE_RATE = 100.0
+"""The rate CPU per event is measured at: well below saturation, so it counts work, not queueing."""
 
 
 def load_average() -> float:
@@ -48,6 +53,8 @@ class PhaseResult:
     ledger_object: Ledger
     settled_after: float
     """Seconds the phase waited for the previous one's deliveries to stop arriving."""
+    cpu_ms_per_event: dict[str, float] | None = None
+    """Per process, from the first send until the last delivery was counted (with a meter)."""
 
     @property
     def healthy(self) -> bool:
@@ -71,6 +78,7 @@ class PhaseResult:
             "delivered_per_second": self.delivered_per_second,
             "load_average": [self.load_before, self.load_after],
             "settled_after_s": self.settled_after,
+            **({"cpu_ms_per_event": self.cpu_ms_per_event} if self.cpu_ms_per_event else {}),
         }
 
 
@@ -102,6 +110,7 @@ async def run_phase(
     drain: float = 30.0,
     expected_per_key: int = 1,
     max_in_flight: int = 2000,
+    meter: CpuMeter | None = None,
 ) -> PhaseResult:
     """Send ``rate`` events a second for ``duration`` seconds and account for every one.
 
@@ -123,6 +132,7 @@ async def run_phase(
         else:
             ledger.accept(key, time.time())
 
+    cpu_before = meter.snapshot() if meter is not None else None
     started = time.time()
     await open_loop(rate=rate, duration=duration, send=one, max_in_flight=max_in_flight)
     wanted = len(ledger.accepted) * expected_per_key
@@ -131,6 +141,10 @@ async def run_phase(
         if await asyncio.to_thread(receiver.count, prefix) >= wanted:
             break
         await asyncio.sleep(0.2)
+    cpu = None
+    if meter is not None and cpu_before is not None:
+        delivered = await asyncio.to_thread(receiver.count, prefix)
+        cpu = meter.per_event_ms(cpu_before, meter.snapshot(), delivered)
     deliveries, unverified = await asyncio.to_thread(receiver.deliveries, prefix)
     for item in deliveries:
         ledger.deliver(item.key, item.at, item.path)
@@ -149,6 +163,7 @@ async def run_phase(
         load_after=load_average(),
         ledger_object=ledger,
         settled_after=settled,
+        cpu_ms_per_event=cpu,
     )
 
 
@@ -233,10 +248,13 @@ async def throughput_phases(
     quick: bool,
     steady_rate: float,
     steady_seconds: float,
+    meter: CpuMeter | None = None,
 ) -> dict[str, Any]:
     """A warm-up, a steady rate, then the highest rate held (as e2e and the floor measure).
 
-    The steady phase's :class:`PhaseResult` comes back under ``_steady``, for headlines.
+    With a ``meter``, a steady 100/s phase after the warm-up measures CPU per
+    event per process. The steady phase's :class:`PhaseResult` comes back under
+    ``_steady`` (and the CPU phase's under ``_cpu``), for headlines.
     """
 
     async def run(name: str, rate: float, duration: float) -> PhaseResult:
@@ -246,6 +264,18 @@ async def throughput_phases(
 
     warm = await run("warm", 50, 4 if quick else 10)
     print(f"warm-up: {warm.ledger} p99 {warm.latency['p99_ms']} ms", flush=True)
+    cpu = None
+    if meter is not None:
+        cpu = await run_phase(
+            "cpu",
+            rate=CPU_PHASE_RATE,
+            duration=10 if quick else 30,
+            send=send,
+            receiver=receiver,
+            drain=30,
+            meter=meter,
+        )
+        print(f"cpu at {CPU_PHASE_RATE:g}/s: {cpu.cpu_ms_per_event} ms per event", flush=True)
     steady = await run("steady", steady_rate, steady_seconds)
     print(f"steady: {steady.ledger} {steady.latency}", flush=True)
     ladder = await highest_sustained_rate(
@@ -254,4 +284,13 @@ async def throughput_phases(
         probe_seconds=5 if quick else 8,
         confirm_seconds=15 if quick else 60,
     )
-    return {"warm_up": warm.figures(), "steady": steady.figures(), "max": ladder, "_steady": steady}
+    figures: dict[str, Any] = {
+        "warm_up": warm.figures(),
+        "steady": steady.figures(),
+        "max": ladder,
+        "_steady": steady,
+    }
+    if cpu is not None:
+        figures["cpu"] = cpu.figures()
+        figures["_cpu"] = cpu
+    return figures

@@ -157,6 +157,11 @@ class ReceiverProcess:
 
         wait_until(up, timeout=20, what="benchmark receiver")
 
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None, "not started"
+        return self._process.pid
+
     def trust(self, secret: str, path: str | None = None) -> None:
         """Verify with ``secret`` (only requests to ``path``, when given)."""
         params = {"path": path} if path else {}

@@ -53,6 +53,10 @@ class RunningStack:
 
     def pid_of(self, service: str) -> int:
         """The pid of one service process (a child of the stack's supervisor)."""
+        return self.child_pid(f"services.{service}")
+
+    def child_pid(self, marker: str) -> int:
+        """The pid of the supervisor's child whose command line contains ``marker``."""
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -62,9 +66,9 @@ class RunningStack:
             except OSError:
                 continue
             parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == self.supervisor_pid and f"services.{service}".encode() in cmdline:
+            if parent == self.supervisor_pid and any(marker.encode() in part for part in cmdline):
                 return int(entry.name)
-        raise LookupError(f"no {service} process under the stack supervisor")
+        raise LookupError(f"no {marker} process under the stack supervisor")
 
     def rss_mb(self, service: str) -> float:
         """Resident memory of one service process, in MiB."""
