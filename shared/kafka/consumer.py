@@ -17,7 +17,10 @@ Guarantees, in order of importance:
 * when the broker turns out to be another cluster (a memory-only broker
   restarted empty), the client is started afresh: it joins the group there and
   reads from that cluster's commits, else from the beginning, never from a
-  position that belonged to the old logs.
+  position that belonged to the old logs. A client keeps fetching from its
+  positions at whatever answers on the address, so a batch fetched while the
+  watch does not know the cluster is handled only once the watch confirms it
+  is still the one this client joined.
 
 This module is the loop and its commits; a batch's handling is in
 ``batches.py``, outages and dead letters in ``failures.py``, and what a
@@ -223,6 +226,8 @@ class ConsumerRunner:
                 backoff = Pacing.longer(backoff)
                 continue
             backoff = self._pacing.retry_delay
+            if batches and not await self._fetched_from_joined_cluster():
+                return  # uncommitted: a fresh client reads them again from the commits there
             if batches:
                 async with self._in_flight:
                     offsets: dict[TopicPartition, int] = {}
@@ -255,6 +260,29 @@ class ConsumerRunner:
             current=self._broker.cluster_id,
         )
         return True
+
+    async def _fetched_from_joined_cluster(self) -> bool:
+        """Whether a batch just fetched comes from the cluster this client joined.
+
+        A broker that went away and came back empty is answered at the old
+        positions: the first records of its new logs would be skipped. The watch
+        lost the broker when it went, so an unknown cluster is asked about now,
+        before anything is handled; a known, unchanged one costs nothing.
+        """
+        if self._broker is None or self._cluster_id is None:
+            return True
+        current = self._broker.cluster_id
+        if current is None:
+            current = await self._broker.refresh()
+        if current == self._cluster_id:
+            return True
+        log.warning(
+            "consumer.cluster.unconfirmed",
+            group=self._group_id,
+            joined=self._cluster_id,
+            current=current,
+        )
+        return False
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:

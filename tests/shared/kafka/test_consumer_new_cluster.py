@@ -4,10 +4,11 @@ The broker is a Tansu of this test's own, restarted on the same port: every
 start is a cluster of its own id, with empty logs and no committed offsets.
 The consumer had read to offset 40 of the old log; on the new one, 60 events
 arrive before it fetches again. Kept at its old position it would skip the
-first 40 of them. Two things each prevent that: the new cluster's group
-coordinator does not know the member, so it rejoins and positions come from
-the (empty) commits there; and the runner, told by the broker watch that the
-cluster changed, starts a fresh client anyway, not trusting the first.
+first 40 of them, and it does fetch from there: the client reconnects to the
+address before anyone has noticed the cluster changed. So the runner handles
+nothing fetched while the broker watch does not know the cluster until the
+watch confirms it; told it is another, it drops the batch uncommitted and
+starts a fresh client, which reads the new log from the (empty) commits there.
 """
 
 from __future__ import annotations
