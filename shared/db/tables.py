@@ -80,6 +80,8 @@ idempotency_keys = Table(
     Column("response_headers", JsonType, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime, nullable=True),
+    # While the request runs its claim is renewed; past this, its process died.
+    Column("claimed_until", UtcDateTime, nullable=True),
 )
 Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
 

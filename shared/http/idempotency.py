@@ -9,15 +9,23 @@ stored, so the client may retry. A key is claimed before the request runs, so tw
 requests with one key never both run. The response is stored before it is
 sent, so a client that retries the moment it has an answer gets the replay,
 never a spurious "still in progress".
+
+A claim is a lease: a request that runs longer than a few seconds renews it,
+and a claim not renewed for ``CLAIM_LEASE`` belonged to a process that died
+mid-request (a crash, ``kill -9``, a lost container). The next retry takes it
+over and runs, rather than hearing "in progress" for a request nobody runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import re
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -28,9 +36,13 @@ from shared.db.database import Database
 from shared.db.tables import idempotency_keys
 from shared.events.envelope import utc_now
 from shared.http.problems import problem_response
+from shared.logs import get_logger
+
+log = get_logger(__name__)
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
-STALE_AFTER = timedelta(minutes=2)
+CLAIM_LEASE = timedelta(seconds=10)
+RENEW_EVERY_SECONDS = CLAIM_LEASE.total_seconds() / 3  # two renewals may fail before it lapses
 RETENTION = timedelta(hours=24)
 _REPLAYED_HEADERS = frozenset({b"content-type", b"location", b"etag"})
 
@@ -113,7 +125,8 @@ class IdempotencyMiddleware:
             held.append(message)
 
         try:
-            await self.app(scope, replay_receive, capture)
+            async with _renewed(database, tenant, key):
+                await self.app(scope, replay_receive, capture)
         except BaseException:
             await _release(database, tenant, key)
             raise
@@ -170,18 +183,18 @@ async def _claim(
 ) -> Response | None:
     """Claim the key; None when this request should run, else the response to send instead."""
     now = utc_now()
+    claim = insert(idempotency_keys).values(
+        tenant_id=tenant,
+        key=key,
+        method=scope.get("method", ""),
+        path=scope.get("path", "")[:2000],
+        request_hash=request_hash,
+        created_at=now,
+        claimed_until=now + CLAIM_LEASE,
+    )
     try:
         async with database.transaction() as session:
-            await session.execute(
-                insert(idempotency_keys).values(
-                    tenant_id=tenant,
-                    key=key,
-                    method=scope.get("method", ""),
-                    path=scope.get("path", "")[:2000],
-                    request_hash=request_hash,
-                    created_at=now,
-                )
-            )
+            await session.execute(claim)
         return None
     except IntegrityError:
         pass
@@ -194,16 +207,7 @@ async def _claim(
             )
         ).one_or_none()
         if row is None:  # released between our insert and this read
-            await session.execute(
-                insert(idempotency_keys).values(
-                    tenant_id=tenant,
-                    key=key,
-                    method=scope.get("method", ""),
-                    path=scope.get("path", "")[:2000],
-                    request_hash=request_hash,
-                    created_at=now,
-                )
-            )
+            await session.execute(claim)
             return None
         path = scope.get("path")
         if row.request_hash != request_hash:
@@ -217,20 +221,67 @@ async def _claim(
             headers = dict(row.response_headers or {})
             headers["Idempotent-Replayed"] = "true"
             return Response(row.response_body or b"", status_code=row.status_code, headers=headers)
-        if now - row.created_at < STALE_AFTER:
-            return problem_response(
-                409,
-                detail="a request with this Idempotency-Key is still in progress",
-                slug="idempotency-key-in-progress",
-                instance=path,
-                headers={"Retry-After": "1"},
-            )
-        await session.execute(
-            update(idempotency_keys)
-            .where(idempotency_keys.c.tenant_id == tenant, idempotency_keys.c.key == key)
-            .values(created_at=now)
+        in_progress = problem_response(
+            409,
+            detail="a request with this Idempotency-Key is still in progress",
+            slug="idempotency-key-in-progress",
+            instance=path,
+            headers={"Retry-After": "1"},
         )
+        if now < _lapses_at(row.claimed_until, row.created_at):
+            return in_progress
+        taken = await session.execute(  # only one of several retries takes a lapsed claim
+            update(idempotency_keys)
+            .where(
+                idempotency_keys.c.tenant_id == tenant,
+                idempotency_keys.c.key == key,
+                idempotency_keys.c.status_code.is_(None),
+                or_(
+                    idempotency_keys.c.claimed_until.is_(None),
+                    idempotency_keys.c.claimed_until <= now,
+                ),
+            )
+            .values(claimed_until=now + CLAIM_LEASE)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            return in_progress
+        log.warning("idempotency.claim.taken_over", tenant=tenant, path=path)
         return None
+
+
+def _lapses_at(claimed_until: datetime | None, created_at: datetime) -> datetime:
+    """When a claim stops holding (one written before leases lapses a lease after its start)."""
+    return claimed_until if claimed_until is not None else created_at + CLAIM_LEASE
+
+
+@contextlib.asynccontextmanager
+async def _renewed(database: Database, tenant: str, key: str) -> AsyncIterator[None]:
+    """Keep the claim alive while the request runs; a quick request writes nothing more."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY_SECONDS)
+            try:
+                async with database.transaction() as session:
+                    await session.execute(
+                        update(idempotency_keys)
+                        .where(
+                            idempotency_keys.c.tenant_id == tenant,
+                            idempotency_keys.c.key == key,
+                            idempotency_keys.c.status_code.is_(None),
+                        )
+                        .values(claimed_until=utc_now() + CLAIM_LEASE)
+                    )
+            except Exception as error:  # the next renewal may get through
+                log.warning("idempotency.claim.renewal_failed", error=repr(error))
+
+    renewing = asyncio.create_task(renew(), name="idempotency-claim-renewal")
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
 
 
 async def _release(database: Database, tenant: str, key: str) -> None:

@@ -20,7 +20,8 @@ Guarantees, in order of importance:
   position that belonged to the old logs. A client keeps fetching from its
   positions at whatever answers on the address, so a batch fetched while the
   watch does not know the cluster is handled only once the watch confirms it
-  is still the one this client joined.
+  is still the one this client joined; while the broker does not answer, the
+  batch is put back (the client seeks to its first records) and fetched again.
 
 This module is the loop and its commits; a batch's handling is in
 ``batches.py``, outages and dead letters in ``failures.py``, and what a
@@ -31,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -53,6 +56,7 @@ from shared.settings import ServiceSettings
 log = get_logger(__name__)
 
 COMMIT_TIMEOUT_SECONDS = 15.0
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 class _CommitStuck(Exception):
@@ -179,8 +183,12 @@ class ConsumerRunner:
                 self.running.clear()
                 self._consumer = None
                 self._lag.forget()
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                try:
+                    # Leaving the group waits for a coordinator; a broker that is away
+                    # would hold the restart for as long as it is away.
+                    await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_SECONDS)
+                except Exception as error:
+                    log.warning("consumer.stop.abandoned", group=self._group_id, error=repr(error))
                 log.info("consumer.stopped", group=self._group_id)
             if crashed:
                 await self._pacing.sleep(backoff)
@@ -226,9 +234,16 @@ class ConsumerRunner:
                 backoff = Pacing.longer(backoff)
                 continue
             backoff = self._pacing.retry_delay
-            if batches and not await self._fetched_from_joined_cluster():
-                return  # uncommitted: a fresh client reads them again from the commits there
             if batches:
+                cluster = await self._cluster_fetched_from()
+                if cluster is _Cluster.UNKNOWN:
+                    _put_back(consumer, batches)
+                    await self._pacing.sleep(backoff)
+                    backoff = Pacing.longer(backoff)
+                    continue
+                if cluster is _Cluster.ANOTHER:
+                    return  # uncommitted: a fresh client reads them from the commits there
+
                 async with self._in_flight:
                     offsets: dict[TopicPartition, int] = {}
                     try:
@@ -261,8 +276,8 @@ class ConsumerRunner:
         )
         return True
 
-    async def _fetched_from_joined_cluster(self) -> bool:
-        """Whether a batch just fetched comes from the cluster this client joined.
+    async def _cluster_fetched_from(self) -> _Cluster:
+        """Which cluster a batch just fetched comes from, as far as the watch can tell.
 
         A broker that went away and came back empty is answered at the old
         positions: the first records of its new logs would be skipped. The watch
@@ -270,19 +285,19 @@ class ConsumerRunner:
         before anything is handled; a known, unchanged one costs nothing.
         """
         if self._broker is None or self._cluster_id is None:
-            return True
+            return _Cluster.JOINED
         current = self._broker.cluster_id
         if current is None:
             current = await self._broker.refresh()
         if current == self._cluster_id:
-            return True
+            return _Cluster.JOINED
         log.warning(
             "consumer.cluster.unconfirmed",
             group=self._group_id,
             joined=self._cluster_id,
             current=current,
         )
-        return False
+        return _Cluster.UNKNOWN if current is None else _Cluster.ANOTHER
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:
@@ -299,6 +314,19 @@ class ConsumerRunner:
             # without end, and this consumer would stall for good. A fresh client rejoins
             # with current metadata and re-reads from the last commit; dedupe absorbs it.
             raise _CommitStuck(f"commit not done after {COMMIT_TIMEOUT_SECONDS:g} s") from error
+
+
+class _Cluster(enum.Enum):
+    JOINED = "joined"
+    ANOTHER = "another"
+    UNKNOWN = "unknown"  # the broker does not answer: nothing to judge the batch by yet
+
+
+def _put_back(consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
+    """Rewind to the batch's first records, so they are fetched again, not skipped."""
+    for tp, records in batches.items():
+        if records:
+            consumer.seek(tp, records[0].offset)
 
 
 class _WaitForInFlight(ConsumerRebalanceListener):  # type: ignore[misc]

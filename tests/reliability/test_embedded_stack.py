@@ -49,7 +49,11 @@ EVENT_TYPES = ["goal.created", "checkin.completed"]
 
 
 class Integrator:
-    """Sends until accepted: the same request and ``Idempotency-Key`` on every retry."""
+    """Sends until accepted: the same request and ``Idempotency-Key`` on every retry.
+
+    Unanswered, a 5xx, or a 409 "still in progress" (the process that took the
+    first attempt was killed with it; its claim lapses) is retried after a pause.
+    """
 
     def __init__(self, http: httpx.AsyncClient, stack: SupervisedStack) -> None:
         self.http = http
@@ -65,7 +69,7 @@ class Integrator:
                 answer = await self.http.post(
                     f"{self.urls[service]}{path}", json=body, headers={"Idempotency-Key": key}
                 )
-                if answer.status_code < 500:
+                if answer.status_code < 500 and not _in_progress(answer):
                     return answer
             except httpx.HTTPError:
                 pass
@@ -98,6 +102,12 @@ class Integrator:
                 await self.check_in(anchors[number % len(anchors)])
             number += 1
             await asyncio.sleep(0.05)
+
+
+def _in_progress(answer: httpx.Response) -> bool:
+    return answer.status_code == 409 and answer.json()["type"].endswith(
+        "/idempotency-key-in-progress"
+    )
 
 
 async def created_events(http: httpx.AsyncClient, goals_url: str, goal_ids: list[str]) -> set[str]:

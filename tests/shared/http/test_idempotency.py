@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import insert, select
 
 from shared.db.tables import idempotency_keys
 from shared.events.envelope import utc_now
+from shared.http import idempotency
 from shared.http.idempotency import _hash
 from tests.services.goals.fixtures import GoalsApi, clock, goal_body, goals, goals_settings
+from tests.support.waiting import eventually
 
 __all__ = ["clock", "goals", "goals_settings"]  # fixtures used here
 
@@ -190,3 +193,70 @@ async def test_an_oversize_streamed_body_with_a_key_answers_413(goals: GoalsApi)
     )
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_lapsed_claim_is_taken_over_by_one_retry_only(goals: GoalsApi) -> None:
+    """A process killed mid-request stops renewing; the retries after it run the request once."""
+    key = _key()
+    request = goals.http.build_request("POST", "/v1/goals", json=goal_body(), headers=key)
+    now = utc_now()
+    async with goals.app.state.runtime.database.transaction() as session:
+        await session.execute(
+            insert(idempotency_keys).values(
+                tenant_id="acme",
+                key=key["Idempotency-Key"],
+                method="POST",
+                path="/v1/goals",
+                request_hash=_hash_of(request),
+                created_at=now - timedelta(seconds=30),
+                claimed_until=now - timedelta(seconds=1),
+            )
+        )
+    retries = [
+        goals.http.build_request("POST", "/v1/goals", json=goal_body(), headers=key)
+        for _ in range(5)
+    ]
+    answers = await asyncio.gather(*(goals.http.send(r) for r in retries))
+    statuses = sorted(a.status_code for a in answers)
+    assert 201 in statuses
+    assert set(statuses) <= {201, 409}, statuses
+    assert await _goal_count(goals) == 1
+    replay = await goals.http.send(request)
+    assert replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_running_request_keeps_renewing_its_claim(
+    goals: GoalsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "RENEW_EVERY_SECONDS", 0.05)
+    database = goals.app.state.runtime.database
+    first_lease = utc_now() + timedelta(seconds=1)
+    async with database.transaction() as session:
+        await session.execute(
+            insert(idempotency_keys).values(
+                tenant_id="acme",
+                key="slow-request",
+                method="POST",
+                path="/v1/goals",
+                request_hash="0" * 64,
+                created_at=utc_now(),
+                claimed_until=first_lease,
+            )
+        )
+
+    async def lease() -> datetime:
+        async with database.transaction() as session:
+            until: datetime = (
+                await session.execute(
+                    select(idempotency_keys.c.claimed_until).where(
+                        idempotency_keys.c.key == "slow-request"
+                    )
+                )
+            ).scalar_one()
+            return until
+
+    async def renewed() -> bool:
+        return await lease() > first_lease
+
+    async with idempotency._renewed(database, "acme", "slow-request"):
+        await eventually(renewed, what="the lease to be renewed while the request runs")
