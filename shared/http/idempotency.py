@@ -25,7 +25,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -221,21 +221,12 @@ async def _claim(
             headers = dict(row.response_headers or {})
             headers["Idempotent-Replayed"] = "true"
             return Response(row.response_body or b"", status_code=row.status_code, headers=headers)
-        in_progress = problem_response(
-            409,
-            detail="a request with this Idempotency-Key is still in progress",
-            slug="idempotency-key-in-progress",
-            instance=path,
-            headers={"Retry-After": "1"},
-        )
         if now < _lapses_at(row.claimed_until, row.created_at):
-            return in_progress
+            return _in_progress(path)
         taken = await session.execute(  # only one of several retries takes a lapsed claim
             update(idempotency_keys)
             .where(
-                idempotency_keys.c.tenant_id == tenant,
-                idempotency_keys.c.key == key,
-                idempotency_keys.c.status_code.is_(None),
+                *_unanswered(tenant, key),
                 or_(
                     idempotency_keys.c.claimed_until.is_(None),
                     idempotency_keys.c.claimed_until <= now,
@@ -244,9 +235,28 @@ async def _claim(
             .values(claimed_until=now + CLAIM_LEASE)
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
-            return in_progress
+            return _in_progress(path)
         log.warning("idempotency.claim.taken_over", tenant=tenant, path=path)
         return None
+
+
+def _unanswered(tenant: str, key: str) -> tuple[ColumnElement[bool], ...]:
+    """The claim on this key, while its request has not answered yet."""
+    return (
+        idempotency_keys.c.tenant_id == tenant,
+        idempotency_keys.c.key == key,
+        idempotency_keys.c.status_code.is_(None),
+    )
+
+
+def _in_progress(path: str | None) -> Response:
+    return problem_response(
+        409,
+        detail="a request with this Idempotency-Key is still in progress",
+        slug="idempotency-key-in-progress",
+        instance=path,
+        headers={"Retry-After": "1"},
+    )
 
 
 def _lapses_at(claimed_until: datetime | None, created_at: datetime) -> datetime:
@@ -266,9 +276,7 @@ async def _renewed(database: Database, tenant: str, key: str) -> AsyncIterator[N
                     await session.execute(
                         update(idempotency_keys)
                         .where(
-                            idempotency_keys.c.tenant_id == tenant,
-                            idempotency_keys.c.key == key,
-                            idempotency_keys.c.status_code.is_(None),
+                            *_unanswered(tenant, key),
                         )
                         .values(claimed_until=utc_now() + CLAIM_LEASE)
                     )
@@ -288,9 +296,7 @@ async def _release(database: Database, tenant: str, key: str) -> None:
     async with database.transaction() as session:
         await session.execute(
             delete(idempotency_keys).where(
-                idempotency_keys.c.tenant_id == tenant,
-                idempotency_keys.c.key == key,
-                idempotency_keys.c.status_code.is_(None),
+                *_unanswered(tenant, key),
             )
         )
 

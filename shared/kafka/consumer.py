@@ -261,20 +261,26 @@ class ConsumerRunner:
 
     def _on_another_cluster(self) -> bool:
         """Whether the broker is another cluster than the one this client joined."""
-        if self._broker is None:
-            return False
-        if self._cluster_id is None:
-            self._cluster_id = self._broker.cluster_id
-            return False
-        if not self._broker.replaced(self._cluster_id):
+        if self._cluster_now() is not _Cluster.ANOTHER:
             return False
         log.warning(
             "consumer.cluster.changed",
             group=self._group_id,
             previous=self._cluster_id,
-            current=self._broker.cluster_id,
+            current=self._broker.cluster_id if self._broker is not None else None,
         )
         return True
+
+    def _cluster_now(self) -> _Cluster:
+        """The broker's cluster, as the watch last saw it, against the one this client joined."""
+        if self._broker is None:
+            return _Cluster.JOINED
+        if self._cluster_id is None:  # started before the watch knew: it is this one
+            self._cluster_id = self._broker.cluster_id
+            return _Cluster.JOINED
+        if self._broker.cluster_id is None:
+            return _Cluster.UNKNOWN
+        return _Cluster.JOINED if not self._broker.replaced(self._cluster_id) else _Cluster.ANOTHER
 
     async def _cluster_fetched_from(self) -> _Cluster:
         """Which cluster a batch just fetched comes from, as far as the watch can tell.
@@ -284,20 +290,18 @@ class ConsumerRunner:
         lost the broker when it went, so an unknown cluster is asked about now,
         before anything is handled; a known, unchanged one costs nothing.
         """
-        if self._broker is None or self._cluster_id is None:
-            return _Cluster.JOINED
-        current = self._broker.cluster_id
-        if current is None:
-            current = await self._broker.refresh()
-        if current == self._cluster_id:
-            return _Cluster.JOINED
-        log.warning(
-            "consumer.cluster.unconfirmed",
-            group=self._group_id,
-            joined=self._cluster_id,
-            current=current,
-        )
-        return _Cluster.UNKNOWN if current is None else _Cluster.ANOTHER
+        cluster = self._cluster_now()
+        if cluster is _Cluster.UNKNOWN and self._broker is not None:
+            await self._broker.refresh()
+            cluster = self._cluster_now()
+        if cluster is not _Cluster.JOINED:
+            log.warning(
+                "consumer.cluster.unconfirmed",
+                group=self._group_id,
+                joined=self._cluster_id,
+                current=self._broker.cluster_id if self._broker is not None else None,
+            )
+        return cluster
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:
