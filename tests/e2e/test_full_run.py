@@ -264,6 +264,13 @@ async def scrape_when_settled(
             and set(lag) == {0}
             and value(sessions, "followthrough_scheduler_lag_seconds", kind="checkin.missed")
             is not None
+            and all(  # sessions reads goals on its own pace: the webhook does not wait for it
+                value(
+                    m, "followthrough_events_consumed_total", type="goal.created", outcome="handled"
+                )
+                is not None
+                for m in (sessions, notifications)
+            )
         )
 
     await eventually(settled, timeout=30, interval=0.2, what="the gauges to show the run")
