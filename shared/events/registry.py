@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar, Union, cast
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from shared import tracing
 from shared.context import current_correlation_id, current_event_id, new_id
 from shared.events.catalog import ALL_EVENTS
 from shared.events.envelope import CloudEvent, EventData, utc_now
@@ -94,6 +95,11 @@ def build_event(
     The correlation id of the request or message being handled flows into every
     event it causes; the event being handled (if any) becomes the causation.
     """
+    traceparent = tracestate = None
+    if tracing.enabled:  # the distributed-tracing extension: the span that made the event
+        from shared.tracing.propagation import current
+
+        traceparent, tracestate = current()
     # ``type`` is pinned by each subclass's default, which mypy cannot see on the base.
     return cls(  # type: ignore[call-arg]
         id=event_id or new_id(),
@@ -104,5 +110,7 @@ def build_event(
         correlationid=correlation_id or current_correlation_id() or new_id(),
         causationid=causation_id or current_event_id(),
         partitionkey=partition_key,
+        traceparent=traceparent,
+        tracestate=tracestate,
         data=cast(Any, data),
     )

@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from sqlalchemy import Row, delete, func, select, update
 
 from shared import faults, metrics
+from shared import tracing as _tracing  # `tracing` below means debug lines
 from shared.db.database import Database, is_unavailable
 from shared.db.leader import Leadership
 from shared.db.tables import broker_clusters, outbox
@@ -42,6 +43,7 @@ from shared.outbox.writer import Outbox
 log = get_logger(__name__)
 _stdlib_log = logging.getLogger(__name__)
 RowT = TypeVar("RowT")
+_TRACE_COLUMNS = (outbox.c.traceparent, outbox.c.tracestate)
 
 INITIAL_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 10.0
@@ -224,6 +226,7 @@ class OutboxRelay:
                         outbox.c.payload,
                         outbox.c.headers,
                         outbox.c.event_type,
+                        *(_TRACE_COLUMNS if _tracing.enabled else ()),
                     )
                     .where(outbox.c.sent_at.is_(None))
                     .order_by(outbox.c.id)
@@ -233,7 +236,13 @@ class OutboxRelay:
         if not rows:
             return True
         self.idle.clear()
-        results = await self._producer.send_many([_record(row) for row in rows])
+        records = [_record(row) for row in rows]
+        if _tracing.enabled:  # a span per row, continuing its trace, and into its headers
+            from shared.tracing.outbox import publish
+
+            results = await publish(self._producer, self._service, rows, records)
+        else:
+            results = await self._producer.send_many(records)
         sent = _acknowledged_prefix(rows, results)
         if sent and faults.armed:
             await faults.reached("relay.after_publish")
