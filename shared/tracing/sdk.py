@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -63,6 +64,9 @@ class NoOrphanClients(Sampler):
 
 def install(service: str) -> None:
     global _provider
+    # The stable HTTP and database semantic conventions unless the operator chose otherwise
+    # (the instrumentations still default to the older attribute names).
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
     # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES come first; the service's own name only
     # where neither names it.
     resource = Resource.create()
@@ -80,12 +84,29 @@ def install(service: str) -> None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
-    HTTPXClientInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument(
+        request_hook=_url_without_query, async_request_hook=_async_url_without_query
+    )
     summary.update(
         service_name=resource.attributes.get(SERVICE_NAME),
         sampler=configured.get_description(),
         protocol="http/protobuf",
     )
+
+
+def _url_without_query(span: trace.Span, request: Any) -> None:
+    """An endpoint's URL may hold a token in its query: the span keeps scheme, host and path."""
+    if not span.is_recording():
+        return
+    url = httpx.URL(str(request.url))
+    bare = str(url.copy_with(query=None, fragment=None, username=None, password=None))
+    span.set_attribute("url.full", bare)
+    if os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").find("http/dup") >= 0:
+        span.set_attribute("http.url", bare)
+
+
+async def _async_url_without_query(span: trace.Span, request: Any) -> None:
+    _url_without_query(span, request)
 
 
 def shutdown() -> None:
@@ -112,4 +133,7 @@ def instrument_app(app: Any) -> None:
     """Server spans (HTTP semantic conventions) for one FastAPI app, probes excluded."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=_EXCLUDED_URLS)
+    # Without a span per ASGI message (``http send``/``http receive``): noise, and cost.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=_EXCLUDED_URLS, exclude_spans=["receive", "send"]
+    )

@@ -32,6 +32,7 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.e2e
 
 SERVICES = ("goals", "sessions", "notifications")
+QUERY_TOKEN = "query-token-3f9a1c"  # an integrator's secret in its endpoint URL
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
                 f"{urls['notifications']}/v1/endpoints",
                 headers=headers,
                 json={
-                    "url": f"{webhooks.url}/hook",
+                    "url": f"{webhooks.url}/hook?token={QUERY_TOKEN}",
                     "event_types": ["goal.created", "checkin.missed"],
                 },
             )
@@ -176,6 +177,7 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
                     (post_trace, "goals", "POST /v1/goals"),
                     (post_trace, "sessions", "handle goal.created"),
                     (post_trace, "notifications", "handle goal.created"),
+                    (post_trace, "notifications", "route goal.created"),
                     (post_trace, "notifications", "deliver webhook"),
                     (post_trace, "notifications", "POST"),
                     (miss_trace, "sessions", "fire checkin.missed"),
@@ -226,6 +228,10 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
         assert handle.attributes["messaging.consumer.group.name"] == f"{topic_prefix}{consumer}"
         assert post.start < send.start < handle.start
 
+    route = one("notifications", "route goal.created")
+    assert route.parent_id == one("notifications", "handle goal.created").span_id
+    assert route.attributes["followthrough.routing.webhooks"] == 1
+
     # Ending with the webhook attempt: the request the endpoint got is the httpx span of the
     # delivery, after the notifications service handled the event.
     hook = delivered["goal.created"]
@@ -235,6 +241,8 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
         "POST",
         ProtoSpan.SPAN_KIND_CLIENT,
     )
+    assert hook_span.attributes["url.full"] == f"{webhooks.url}/hook"  # without the query
+    assert not [s for s in spans if QUERY_TOKEN in repr(s.attributes)]
     deliver = by_id[hook_span.parent_id]
     assert deliver.name == "deliver webhook"
     assert ancestors(hook_span)[-1] == post
