@@ -77,6 +77,9 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
+_NO_TRACE_CONTEXT: dict[str, Any] = {}
+
+
 def build_event(
     cls: type[EventT],
     data: EventData,
@@ -95,13 +98,15 @@ def build_event(
     The correlation id of the request or message being handled flows into every
     event it causes; the event being handled (if any) becomes the causation.
     """
-    traceparent = tracestate = None
+    trace_context = _NO_TRACE_CONTEXT
     if tracing.enabled:  # the distributed-tracing extension: the span that made the event
         from shared.tracing.propagation import current
 
         traceparent, tracestate = current()
-    # ``type`` is pinned by each subclass's default, which mypy cannot see on the base.
-    return cls(  # type: ignore[call-arg]
+        trace_context = {"traceparent": traceparent, "tracestate": tracestate}
+    # ``type`` is pinned by each subclass's default (mypy, not seeing it on the base, takes
+    # the ** of an Any-valued dict as possibly holding it).
+    return cls(
         id=event_id or new_id(),
         source=source,
         subject=subject,
@@ -110,7 +115,6 @@ def build_event(
         correlationid=correlation_id or current_correlation_id() or new_id(),
         causationid=causation_id or current_event_id(),
         partitionkey=partition_key,
-        traceparent=traceparent,
-        tracestate=tracestate,
         data=cast(Any, data),
+        **trace_context,
     )

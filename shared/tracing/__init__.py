@@ -50,14 +50,6 @@ def configure(service: str) -> bool:
     return True
 
 
-def shutdown() -> None:
-    """Export what is still buffered (also done at interpreter exit)."""
-    if enabled:
-        from shared.tracing import sdk
-
-        sdk.shutdown()
-
-
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span (None while off or outside a span)."""
     if not enabled:

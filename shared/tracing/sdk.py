@@ -22,7 +22,6 @@ from opentelemetry.util.types import Attributes
 
 TRACER_NAME = "followthrough"
 
-_provider: TracerProvider | None = None
 summary: dict[str, Any] = {}
 """What was set up, for the entry point to log once logging is configured."""
 _EXCLUDED_URLS = "healthz,readyz,metrics"
@@ -63,7 +62,6 @@ class NoOrphanClients(Sampler):
 
 
 def install(service: str) -> None:
-    global _provider
     # The stable HTTP and database semantic conventions unless the operator chose otherwise
     # (the instrumentations still default to the older attribute names).
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
@@ -82,8 +80,7 @@ def install(service: str) -> None:
     configured = TracerProvider(shutdown_on_exit=False).sampler  # from OTEL_TRACES_SAMPLER
     provider = TracerProvider(resource=resource, sampler=NoOrphanClients(configured))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-    _provider = provider
+    trace.set_tracer_provider(provider)  # flushed at exit (the SDK's atexit hook)
     HTTPXClientInstrumentor().instrument(
         request_hook=_url_without_query, async_request_hook=_async_url_without_query
     )
@@ -107,11 +104,6 @@ def _url_without_query(span: trace.Span, request: Any) -> None:
 
 async def _async_url_without_query(span: trace.Span, request: Any) -> None:
     _url_without_query(span, request)
-
-
-def shutdown() -> None:
-    if _provider is not None:
-        _provider.shutdown()
 
 
 def tracer() -> trace.Tracer:

@@ -157,7 +157,22 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
                 },
             )
             assert created.status_code == 201, created.text
-            # The POST's own answer carries no trace header of ours; its trace is found below.
+            goal_id = created.json()["id"]
+            planned: list[str] = []
+
+            async def first_due_planned() -> bool:
+                answer = await http.get(
+                    f"{urls['sessions']}/v1/goals/{goal_id}/schedule", headers=headers
+                )
+                if answer.status_code == 404:  # not projected yet
+                    return False
+                planned[:] = [i["at"] for i in answer.json()["items"] if i["kind"] == "checkin.due"]
+                return bool(planned)
+
+            await eventually(first_due_planned, timeout=10, what="sessions planning the goal")
+            assert datetime.fromisoformat(planned[0]) == due, (
+                "sessions heard of the goal after its first check-in was due (a loaded machine?)"
+            )
             delivered = {
                 json.loads(r.body)["type"]: r for r in await webhooks.wait_for(2, timeout=60)
             }

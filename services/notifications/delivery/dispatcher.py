@@ -34,6 +34,7 @@ from shared.logs import get_logger
 from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
+_NO_SPAN = contextlib.nullcontext()  # while tracing is off (reusable)
 
 CLAIM_COALESCE_SECONDS = 0.005
 
@@ -303,7 +304,7 @@ class Dispatcher:
                 tenant_id=message.tenant_id,
                 event_id=message.id,
             ),
-            _delivery_span(item) if tracing.enabled else contextlib.nullcontext(),
+            _delivery_span(item) if tracing.enabled else _NO_SPAN,
         ):
             started = self._clock.now()
             try:

@@ -63,6 +63,7 @@ from shared.events.envelope import CloudEvent
 from shared.logs import get_logger
 
 log = get_logger(__name__)
+_NO_SPAN = contextlib.nullcontext()  # while tracing is off (reusable)
 
 
 @dataclass
@@ -107,7 +108,7 @@ class Firing:
                     tenant_id=timer.tenant_id,
                     event_id=timer.id,
                 ),
-                _firing_span(timer, late) if tracing.enabled else contextlib.nullcontext(),
+                _firing_span(timer, late) if tracing.enabled else _NO_SPAN,
             ):
                 emitted = await self._fire(timer, goal, occurrence, sessions, late)
                 if not emitted:

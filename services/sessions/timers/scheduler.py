@@ -51,6 +51,7 @@ from shared.logs import get_logger
 from shared.outbox.writer import Outbox
 
 log = get_logger(__name__)
+_NO_SPAN = contextlib.nullcontext()  # while tracing is off (reusable)
 
 KINDS = (DUE_SOON, MISSED, ESCALATED, SESSION_REMINDER)
 LAG_REFRESH_SECONDS = 5.0
@@ -192,7 +193,7 @@ class Scheduler:
             claimed = await planner.timers.claim_due(now, self._batch, only=only)
             if not claimed:
                 return 0, 0
-            with self._pass_span(began, claimed) if tracing.enabled else contextlib.nullcontext():
+            with self._pass_span(began, claimed) if tracing.enabled else _NO_SPAN:
                 rows = await planner.repo.goals_for_update(
                     (timer.goal_id for timer in claimed), skip_locked=True
                 )
