@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.goals.domain import GoalState
@@ -24,8 +25,13 @@ from services.goals.models import (
     GoalParticipant,
     IngestedEvent,
     Milestone,
+    ProgressReport,
 )
 from services.goals.responses import GoalFilters
+from shared.db import core
+
+_INSERT_PARTICIPANTS = insert(GoalParticipant.__table__)
+_INSERT_NEW = {model: insert(model.__table__) for model in (Goal, Milestone, ProgressReport)}
 
 
 class GoalRepository:
@@ -95,35 +101,59 @@ class GoalRepository:
     # -- saving aggregates --------------------------------------------------
 
     async def save(self, states: Sequence[GoalState]) -> None:
-        """Stage what changed: new goals first (their rows are referenced), then the rest."""
+        """Write what changed: new goals first (their rows are referenced), then the rest.
+
+        New rows (goals, participants, milestones, progress reports) go in as
+        one multi-row Core INSERT per table and are then attached to the
+        session as persistent, so a later change to them in this transaction
+        is still flushed as an UPDATE; changes to loaded goals are the ORM's
+        (it tracks which columns changed).
+        """
         new = [s.goal for s in states if s.is_new]
-        if new:
-            self._session.add_all(new)
-            await self._session.flush()
+        await self._insert_new(Goal, new)
         replaced = [s.goal.id for s in states if s.participants_changed and not s.is_new]
         if replaced:
-            await self._session.execute(
-                delete(GoalParticipant).where(GoalParticipant.goal_id.in_(replaced))
+            await core.execute(
+                self._session,
+                delete(GoalParticipant).where(GoalParticipant.goal_id.in_(replaced)),
             )
-        rows: list[Any] = []
+        added: dict[type[Any], list[Any]] = defaultdict(list)
+        participants: list[dict[str, Any]] = []
         for state in states:
-            rows.extend(state.added)
+            for row in state.added:
+                added[type(row)].append(row)
             state.added.clear()
             if state.participants_changed:
-                rows.extend(
-                    GoalParticipant(
-                        goal_id=state.goal.id,
-                        position=index,
-                        tenant_id=state.goal.tenant_id,
-                        role=person.role,
-                        email=person.email.lower(),
-                    )
+                participants.extend(
+                    {
+                        "goal_id": state.goal.id,
+                        "position": index,
+                        "tenant_id": state.goal.tenant_id,
+                        "role": person.role,
+                        "email": person.email.lower(),
+                    }
                     for index, person in enumerate(state.participants)
                 )
                 state.participants_changed = False
             state.is_new = False
-        self._session.add_all(rows)
-        await self._session.flush()
+        if participants:
+            await core.execute(self._session, _INSERT_PARTICIPANTS, participants)
+        for model, rows in added.items():
+            await self._insert_new(model, rows)
+
+    async def _insert_new(self, model: type[Any], objects: Sequence[Any]) -> None:
+        """INSERT new ORM objects in one statement, then make them persistent in the session."""
+        if not objects:
+            return
+        columns = model.__table__.columns
+        await core.execute(
+            self._session,
+            _INSERT_NEW[model],
+            [{column.key: getattr(obj, column.key) for column in columns} for obj in objects],
+        )
+        for obj in objects:
+            make_transient_to_detached(obj)
+        self._session.add_all(objects)
 
     # -- listing --------------------------------------------------------------
 
