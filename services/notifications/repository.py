@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     CursorResult,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -23,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.models import Attempt, Delivery, Endpoint, Message
+from shared.db import core
 
 PENDING = "pending"
 SUCCEEDED = "succeeded"
@@ -31,8 +33,45 @@ CANCELLED = "cancelled"
 SUPERSEDED = "superseded"
 
 
+_deliveries = Delivery.__table__.c
+_DELIVERY_PROGRESS = select(
+    _deliveries.id,
+    _deliveries.status,
+    _deliveries.attempts,
+    _deliveries.next_attempt_at,
+    _deliveries.last_status_code,
+    _deliveries.last_error,
+).where(_deliveries.id.in_(bindparam("ids", expanding=True)))
+_INSERT_ATTEMPT = insert(Attempt)
+_ADVANCE_DELIVERY = (
+    update(Delivery)
+    .where(_deliveries.id == bindparam("delivery_id"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("new_attempts"),
+        next_attempt_at=bindparam("new_next_attempt_at"),
+        locked_until=None,
+        last_status_code=bindparam("new_last_status_code"),
+        last_error=bindparam("new_last_error"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+
+
 def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+@dataclass(slots=True)
+class DeliveryProgress:
+    """The part of a delivery an attempt's outcome moves on (read and written with Core)."""
+
+    id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,17 +328,36 @@ class NotificationsRepository:
         )
         return list(rows.scalars())
 
-    async def deliveries_by_id(
-        self, ids: Sequence[str], *, refresh: bool = False
-    ) -> dict[str, Delivery]:
-        """Deliveries by id (``refresh`` reloads ones this session already holds)."""
+    async def delivery_progress(self, ids: Sequence[str]) -> dict[str, DeliveryProgress]:
+        """Where these deliveries stand, read fresh (plain rows: the outcome writer's input)."""
         if not ids:
             return {}
-        query = select(Delivery).where(Delivery.id.in_(set(ids)))
-        if refresh:
-            query = query.execution_options(populate_existing=True)
-        rows = await self._session.execute(query)
-        return {delivery.id: delivery for delivery in rows.scalars()}
+        rows = await core.execute(self._session, _DELIVERY_PROGRESS, {"ids": list(set(ids))})
+        return {row.id: DeliveryProgress(**row._mapping) for row in rows}
+
+    async def record_attempts(
+        self, attempts: list[dict[str, Any]], progress: list[DeliveryProgress], now: datetime
+    ) -> None:
+        """Insert attempt rows and write each delivery's new state, one statement each."""
+        if attempts:
+            await core.execute(self._session, _INSERT_ATTEMPT, attempts)
+        if progress:
+            await core.execute(
+                self._session,
+                _ADVANCE_DELIVERY,
+                [
+                    {
+                        "delivery_id": item.id,
+                        "new_status": item.status,
+                        "new_attempts": item.attempts,
+                        "new_next_attempt_at": item.next_attempt_at,
+                        "new_last_status_code": item.last_status_code,
+                        "new_last_error": item.last_error,
+                        "new_updated_at": now,
+                    }
+                    for item in progress
+                ],
+            )
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
         result: Delivery | None = await self._session.get(Delivery, delivery_id)
