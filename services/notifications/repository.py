@@ -43,6 +43,18 @@ _DELIVERY_PROGRESS = select(
     _deliveries.last_error,
 ).where(_deliveries.id.in_(bindparam("ids", expanding=True)))
 _INSERT_ATTEMPT = insert(Attempt)
+_MESSAGES_KNOWN = select(Message.id).where(Message.id.in_(bindparam("ids", expanding=True)))
+
+
+class _Inserts(dict[Any, Any]):
+    """One prebuilt INSERT per model, made on first use."""
+
+    def __missing__(self, model: Any) -> Any:
+        self[model] = statement = insert(model.__table__)
+        return statement
+
+
+_INSERT_INTO = _Inserts()
 _ADVANCE_DELIVERY = (
     update(Delivery)
     .where(_deliveries.id == bindparam("delivery_id"))
@@ -93,7 +105,7 @@ class NotificationsRepository:
     async def insert_many(self, model: Any, rows: list[dict[str, Any]]) -> None:
         """One multi-row INSERT through the table, bypassing the ORM's unit of work."""
         if rows:
-            await self._session.execute(insert(model.__table__), rows)
+            await core.execute(self._session, _INSERT_INTO[model], rows)
 
     async def snapshot(self) -> None:
         """Make the rest of this read transaction see one snapshot (PostgreSQL).
@@ -254,7 +266,7 @@ class NotificationsRepository:
     async def existing_message_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
-        rows = await self._session.execute(select(Message.id).where(Message.id.in_(set(ids))))
+        rows = await core.execute(self._session, _MESSAGES_KNOWN, {"ids": list(set(ids))})
         return set(rows.scalars())
 
     async def message(self, tenant_id: str, message_id: str) -> Message | None:
