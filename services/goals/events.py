@@ -29,7 +29,7 @@ from shared.events.registry import build_event
 from shared.outbox.writer import Outbox
 
 SOURCE = "/followthrough/goals"
-_INSERT_HISTORY = insert(GoalEventRecord.__table__)
+_INSERT_HISTORY = insert(GoalEventRecord)
 
 
 def milestone_snapshot(milestone: Milestone) -> MilestoneSnapshot:

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.goals.domain import GoalState
@@ -25,13 +24,11 @@ from services.goals.models import (
     GoalParticipant,
     IngestedEvent,
     Milestone,
-    ProgressReport,
 )
 from services.goals.responses import GoalFilters
 from shared.db import core
 
-_INSERT_PARTICIPANTS = insert(GoalParticipant.__table__)
-_INSERT_NEW = {model: insert(model.__table__) for model in (Goal, Milestone, ProgressReport)}
+_INSERT_PARTICIPANTS = insert(GoalParticipant)
 
 
 class GoalRepository:
@@ -109,19 +106,17 @@ class GoalRepository:
         is still flushed as an UPDATE; changes to loaded goals are the ORM's
         (it tracks which columns changed).
         """
-        new = [s.goal for s in states if s.is_new]
-        await self._insert_new(Goal, new)
+        await core.insert_new(self._session, [s.goal for s in states if s.is_new])
         replaced = [s.goal.id for s in states if s.participants_changed and not s.is_new]
         if replaced:
             await core.execute(
                 self._session,
                 delete(GoalParticipant).where(GoalParticipant.goal_id.in_(replaced)),
             )
-        added: dict[type[Any], list[Any]] = defaultdict(list)
+        added: list[Any] = []
         participants: list[dict[str, Any]] = []
         for state in states:
-            for row in state.added:
-                added[type(row)].append(row)
+            added.extend(state.added)
             state.added.clear()
             if state.participants_changed:
                 participants.extend(
@@ -138,22 +133,7 @@ class GoalRepository:
             state.is_new = False
         if participants:
             await core.execute(self._session, _INSERT_PARTICIPANTS, participants)
-        for model, rows in added.items():
-            await self._insert_new(model, rows)
-
-    async def _insert_new(self, model: type[Any], objects: Sequence[Any]) -> None:
-        """INSERT new ORM objects in one statement, then make them persistent in the session."""
-        if not objects:
-            return
-        columns = model.__table__.columns
-        await core.execute(
-            self._session,
-            _INSERT_NEW[model],
-            [{column.key: getattr(obj, column.key) for column in columns} for obj in objects],
-        )
-        for obj in objects:
-            make_transient_to_detached(obj)
-        self._session.add_all(objects)
+        await core.insert_new(self._session, added)
 
     # -- listing --------------------------------------------------------------
 
