@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifications.models import Attempt, Delivery, Endpoint, Message
+from services.notifications.models import Attempt, Delivery, Endpoint, Message, RoutingVersion
 from shared.db import core
 
 PENDING = "pending"
@@ -43,6 +43,10 @@ _DELIVERY_PROGRESS = select(
     _deliveries.last_error,
 ).where(_deliveries.id.in_(bindparam("ids", expanding=True)))
 _INSERT_ATTEMPT = insert(Attempt)
+_ROUTING_VERSION = select(RoutingVersion.version).where(RoutingVersion.id == 1)
+BUMP_ROUTING_VERSION = (
+    update(RoutingVersion).where(RoutingVersion.id == 1).values(version=RoutingVersion.version + 1)
+)
 _MESSAGES_KNOWN = select(Message.id).where(Message.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -172,18 +176,30 @@ class NotificationsRepository:
         )
         return list(rows.scalars())
 
+    async def routing_version(self) -> int:
+        """The version of endpoints and email rules (see ``services.notifications.routing``)."""
+        return int((await core.execute(self._session, _ROUTING_VERSION)).scalar_one())
+
+    async def _endpoints_changed(self, result: Any) -> None:
+        if _rowcount(result):
+            await core.execute(self._session, BUMP_ROUTING_VERSION)
+
     async def mark_failing(self, endpoint_id: str, now: datetime) -> None:
-        await self._session.execute(
-            update(Endpoint)
-            .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_(None))
-            .values(failing_since=now)
+        await self._endpoints_changed(
+            await self._session.execute(
+                update(Endpoint)
+                .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_(None))
+                .values(failing_since=now)
+            )
         )
 
     async def clear_failing(self, endpoint_id: str) -> None:
-        await self._session.execute(
-            update(Endpoint)
-            .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_not(None))
-            .values(failing_since=None)
+        await self._endpoints_changed(
+            await self._session.execute(
+                update(Endpoint)
+                .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_not(None))
+                .values(failing_since=None)
+            )
         )
 
     async def disable_endpoint(self, endpoint_id: str, reason: str, now: datetime) -> bool:
@@ -193,6 +209,7 @@ class NotificationsRepository:
             .where(Endpoint.id == endpoint_id, Endpoint.enabled.is_(True))
             .values(enabled=False, disabled_reason=reason, updated_at=now)
         )
+        await self._endpoints_changed(result)
         return _rowcount(result) == 1
 
     async def cancel_pending(self, endpoint_id: str, reason: str, now: datetime) -> int:

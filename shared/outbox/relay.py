@@ -246,7 +246,9 @@ class OutboxRelay:
         if sent:
             async with self._database.transaction() as session:
                 await core.execute(
-                    session, _MARK_SENT, {"ids": [row.id for row in sent], "published_at": utc_now()}
+                    session,
+                    _MARK_SENT,
+                    {"ids": [row.id for row in sent], "published_at": utc_now()},
                 )
             tracing = _stdlib_log.isEnabledFor(logging.DEBUG)
             for row in sent:
