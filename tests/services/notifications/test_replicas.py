@@ -112,8 +112,10 @@ async def test_routing_follows_endpoint_changes_made_through_another_replica(
             await harness.publish(event)
             message = await harness.wait_message(
                 event.id,
-                lambda m: bool(m["deliveries"])
-                and all(d["status"] == "succeeded" for d in m["deliveries"]),
+                lambda m: (
+                    bool(m["deliveries"])
+                    and all(d["status"] == "succeeded" for d in m["deliveries"])
+                ),
             )
             return {str(d["endpoint_id"]) for d in message["deliveries"]}
 
