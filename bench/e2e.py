@@ -94,7 +94,12 @@ def goal_sender(stack: RunningStack, pool: ClientPool) -> Any:
 
 
 async def scenario(
-    stack: RunningStack, receiver: ReceiverProcess, *, quick: bool, profile: bool = False
+    stack: RunningStack,
+    receiver: ReceiverProcess,
+    *,
+    quick: bool,
+    profile: bool = False,
+    cpu_only: bool = False,
 ) -> dict[str, Any]:
     await subscribe(stack, receiver, ["goal.created"])
     meter = CpuMeter(
@@ -118,6 +123,7 @@ async def scenario(
                 steady_rate=STEADY_RATE,
                 steady_seconds=20 if quick else 60,
                 meter=meter,
+                cpu_only=cpu_only,
             )
 
 
@@ -136,7 +142,17 @@ def main() -> None:
         with stack_with_receiver(
             postgres=args.postgres, extra_env=sink.env() if sink is not None else None
         ) as (stack, receiver):
-            figures = asyncio.run(scenario(stack, receiver, quick=args.quick, profile=args.profile))
+            figures = asyncio.run(
+                scenario(
+                    stack,
+                    receiver,
+                    quick=args.quick,
+                    profile=args.profile,
+                    cpu_only=args.cpu_only,
+                )
+            )
+            if args.cpu_only:
+                return
             figures["rss_mb"] = {s: stack.rss_mb(s) for s in ("goals", "sessions", "notifications")}
         if sink is not None:
             figures["otlp"] = sink.stats()

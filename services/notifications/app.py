@@ -14,6 +14,7 @@ from services.notifications.email.smtp import SmtpPool
 from services.notifications.intake import IntakeHandler
 from services.notifications.models import Base
 from services.notifications.operations import OperationsService
+from services.notifications.routing import track_routing_changes
 from services.notifications.service import EndpointsService
 from services.notifications.settings import NotificationsSettings
 from services.notifications.webhooks.sender import WebhookSender
@@ -43,6 +44,7 @@ def create_app(
     resolver: Resolver | None = None,
 ) -> FastAPI:
     """Build the service. ``clock`` drives retries and digests; ``resolver`` plays DNS in tests."""
+    track_routing_changes()  # every replica's routing cache learns of this one's changes
     clock = clock or SystemClock()
     consumed = [settings.topic(GOALS_TOPIC), settings.topic(SESSIONS_TOPIC)]
     runtime = ServiceRuntime(
