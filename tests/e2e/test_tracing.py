@@ -218,11 +218,13 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
                 names = {(s.trace_id, s.service, s.name) for s in exported()}
                 return {
                     (post_trace, "goals", "POST /v1/goals"),
+                    (post_trace, "goals", f"send {topic_prefix}goals"),
                     (post_trace, "sessions", "handle goal.created"),
                     (post_trace, "notifications", "handle goal.created"),
                     (post_trace, "notifications", "route goal.created"),
                     (post_trace, "notifications", "deliver webhook"),
                     (post_trace, "notifications", "POST"),
+                    (miss_trace, "sessions", "scheduler pass"),
                     (miss_trace, "sessions", "fire checkin.missed"),
                     (miss_trace, "notifications", "deliver webhook"),
                     (miss_trace, "notifications", "POST"),
@@ -255,6 +257,12 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
     assert post.attributes["http.route"] == "/v1/goals"
     assert {s.service for s in trace} == set(SERVICES)
     assert any(s.service == "goals" and s.name.startswith("INSERT") for s in trace), "no SQL"
+
+    # The background loops' statements (relay and scheduler polls, gauges, leadership) are not
+    # traces of their own: every client span belongs to some traced operation.
+    orphans = [s for s in spans if s.kind == ProtoSpan.SPAN_KIND_CLIENT and not s.parent_id]
+    assert orphans == []
+    assert any(s.name.startswith("SELECT") for s in spans)
 
     # Across Kafka: each consumer's span continues the relay's send span, which continues the
     # request that wrote the outbox row.
