@@ -130,6 +130,15 @@ def asyncapi() -> dict[str, Any]:
                 "const": "application/cloudevents+json; charset=utf-8",
             },
             "correlation-id": {"type": "string", "description": "The event's correlationid."},
+            "traceparent": {
+                "type": "string",
+                "description": "W3C trace context of the span that published the record (only "
+                "while the publishing service traces); a consumer continues it.",
+            },
+            "tracestate": {
+                "type": "string",
+                "description": "W3C tracestate that goes with traceparent, when there is one.",
+            },
         },
     }
     return {
