@@ -245,22 +245,22 @@ class IntakeHandler:
         started = time.time_ns() if tracing.enabled else 0
         webhooks = self._route_webhooks(event, context, routing, rows, now)
         emails = self._route_emails(event, context, routing, rows, now)
-        if tracing.enabled:
+        message = {
+            "id": event.id,
+            "tenant_id": event.tenantid,
+            "event_type": event.type,
+            "kind": "event",
+            "goal_id": goal_id_of(event),
+            "correlation_id": event.correlationid,
+            "payload": item.record.value or event.to_json(),
+            "routing": routing,
+            "event_time": event.time,
+            "created_at": now,
+        }
+        if tracing.enabled:  # every row of the insert has the key, so set it even when None
             _routing_span(event, started, webhooks, emails)
-        rows.messages.append(
-            {
-                "id": event.id,
-                "tenant_id": event.tenantid,
-                "event_type": event.type,
-                "kind": "event",
-                "goal_id": goal_id_of(event),
-                "correlation_id": event.correlationid,
-                "payload": item.record.value or event.to_json(),
-                "routing": routing,
-                "event_time": event.time,
-                "created_at": now,
-            }
-        )
+            message["traceparent"] = tracing.current_traceparent()
+        rows.messages.append(message)
         log.info(
             "notifications.event.accepted",
             event_type=event.type,

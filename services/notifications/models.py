@@ -84,6 +84,8 @@ class Message(Base):
     routing: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
     event_time: Mapped[datetime]
     created_at: Mapped[datetime]
+    traceparent: Mapped[str | None] = mapped_column(String(128), default=None)
+    """W3C trace context of the event's handling here (tracing on): its attempts continue it."""
 
 
 class Delivery(Base):

@@ -296,6 +296,7 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
     assert not [s for s in spans if QUERY_TOKEN in repr(s.attributes)]
     deliver = by_id[hook_span.parent_id]
     assert deliver.name == "deliver webhook"
+    assert deliver.parent_id == one("notifications", "handle goal.created").span_id
     assert ancestors(hook_span)[-1] == post
     assert one("notifications", "handle goal.created").start < deliver.start < hook_span.start
     webhook_body = json.loads(hook.body)

@@ -377,19 +377,23 @@ __all__ = ["AttemptResult", "Dispatcher"]
 
 
 def _delivery_span(item: Claimed) -> contextlib.AbstractContextManager[object]:
-    """The attempt's span, continuing the trace of the span that made the event.
+    """The attempt's span, continuing the trace of the event's handling here.
 
-    The stored message is the event as it arrived, whose ``traceparent``
-    attribute names that span. A webhook's request (an httpx client span inside)
-    carries this trace on to the endpoint in its ``traceparent`` header.
+    The message keeps the context of its intake's span; a message stored
+    without one (tracing was off then, or a replay) falls back to the event's
+    own ``traceparent`` attribute, the span that made it. A webhook's request
+    (an httpx client span inside) carries the trace on to the endpoint in its
+    ``traceparent`` header.
     """
     from shared.tracing.spans import span
 
     message = item.message
-    try:
-        traceparent = orjson.loads(message.payload).get("traceparent")
-    except (orjson.JSONDecodeError, AttributeError):
-        traceparent = None
+    traceparent = message.traceparent
+    if traceparent is None:
+        try:
+            traceparent = orjson.loads(message.payload).get("traceparent")
+        except (orjson.JSONDecodeError, AttributeError):
+            traceparent = None
     attributes: dict[str, str | int] = {
         "followthrough.delivery.id": item.delivery_id,
         "followthrough.delivery.channel": item.channel,
