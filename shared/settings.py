@@ -58,6 +58,9 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100, le=60_000)
+    kafka_topic_retention_hours: float = Field(default=168, gt=0, le=24 * 365)
+    """``retention.ms`` of the topics a service creates (deploy/ and docker-compose.yml set the
+    same): how long a broker keeps an event, so how long a copy naming an erased person lasts."""
     kafka_cluster_check_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often each process asks which cluster the broker is (shared/kafka/cluster.py)."""
     consumer_max_batch: int = Field(default=200, ge=1, le=10_000)
@@ -90,6 +93,10 @@ class ServiceSettings(BaseSettings):
         default_factory=dict, description='Per-tenant rates, e.g. {"acme": 50}.'
     )
     link_signing_secret: SecretStr = SecretStr("development-link-secret-change-me")
+    privacy_key: SecretStr = SecretStr("development-privacy-key-change-me")
+    """Keys the person hash erasure events and suppression entries carry; the same in every
+    service (set it once as FOLLOWTHROUGH_PRIVACY_KEY) and never changed, or erased people
+    would no longer be recognised."""
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="Where people reach this service from outside (used in signed links).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,17 @@ from services.goals.api import router
 from services.goals.api.ingest import BATCH_COMPONENTS
 from services.goals.ingest.service import BatchIngestor
 from services.goals.models import Base
+from services.goals.privacy.confirmations import ErasureConfirmations
+from services.goals.privacy.service import ErasureService
 from services.goals.scheduler import OverdueTimer
 from services.goals.service import GoalsService
 from services.goals.settings import GoalsSettings
 from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
+from shared.events.catalog.privacy import PRIVACY_TOPIC
 from shared.http.app import create_service_app
+from shared.kafka.config import dlq_topic
+from shared.kafka.consumer import ConsumerRunner
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
@@ -32,12 +38,13 @@ changed the goal meanwhile. Every POST honours `Idempotency-Key`. Errors are
 
 def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
+    privacy_topic = settings.topic(PRIVACY_TOPIC)
     runtime = ServiceRuntime(
         settings,
         service="goals",
         metadata=Base.metadata,
         migrations=MIGRATIONS,
-        topics=[settings.topic(GOALS_TOPIC)],
+        topics=[settings.topic(GOALS_TOPIC), privacy_topic, dlq_topic(privacy_topic)],
     )
     service = GoalsService(runtime.database, runtime.outbox, clock)
     timer = runtime.add(
@@ -49,6 +56,25 @@ def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAP
         )
     )
     service.wake_timer = timer.wake.set
+    erasures = ErasureService(
+        runtime.database,
+        runtime.outbox,
+        clock,
+        privacy_key=settings.privacy_key.get_secret_value(),
+        topic_retention=timedelta(hours=settings.kafka_topic_retention_hours),
+    )
+    runtime.add(
+        ConsumerRunner(
+            settings,
+            topics=[privacy_topic],
+            group_id=settings.group("goals-privacy"),
+            handler=ErasureConfirmations(runtime.database, erasures),
+            producer=runtime.producer,
+            service="goals",
+            dead_letters=runtime.dead_letters,
+            broker=runtime.broker,
+        )
+    )
     app = create_service_app(
         runtime,
         title="Followthrough goals",
@@ -56,6 +82,7 @@ def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAP
         routers=[router],
     )
     app.state.goals = service
+    app.state.erasures = erasures
     app.state.ingestor = BatchIngestor(service)
     app.state.overdue_timer = timer
     _add_batch_components(app)

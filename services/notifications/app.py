@@ -14,6 +14,8 @@ from services.notifications.email.smtp import SmtpPool
 from services.notifications.intake import IntakeHandler
 from services.notifications.models import Base
 from services.notifications.operations import OperationsService
+from services.notifications.privacy.erasure import NotificationsErasure
+from services.notifications.privacy.suppression import SuppressionCheck
 from services.notifications.service import EndpointsService
 from services.notifications.settings import NotificationsSettings
 from services.notifications.webhooks.sender import WebhookSender
@@ -22,6 +24,7 @@ from services.notifications.webhooks.ssrf import AddressPolicy, Guard, Resolver,
 from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
 from shared.events.catalog.notifications import NOTIFICATIONS_TOPIC
+from shared.events.catalog.privacy import PRIVACY_TOPIC
 from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
@@ -44,7 +47,12 @@ def create_app(
 ) -> FastAPI:
     """Build the service. ``clock`` drives retries and digests; ``resolver`` plays DNS in tests."""
     clock = clock or SystemClock()
-    consumed = [settings.topic(GOALS_TOPIC), settings.topic(SESSIONS_TOPIC)]
+    # The privacy topic too: integrators' endpoints hear of erasures, to forget the person.
+    consumed = [
+        settings.topic(GOALS_TOPIC),
+        settings.topic(SESSIONS_TOPIC),
+        settings.topic(PRIVACY_TOPIC),
+    ]
     runtime = ServiceRuntime(
         settings,
         service="notifications",
@@ -56,6 +64,7 @@ def create_app(
             *(dlq_topic(topic) for topic in consumed),
         ],
     )
+    privacy_key = settings.privacy_key.get_secret_value()
     guard = Guard(AddressPolicy(settings.webhook_allowed_networks), resolver or system_resolver)
     box = SecretBox(settings.secrets_key.get_secret_value())
     sender = WebhookSender(
@@ -82,7 +91,20 @@ def create_app(
                 first_webhook_delay=settings.webhook_retry_schedule_seconds[0],
                 first_email_delay=settings.email_retry_schedule_seconds[0],
                 handoff=dispatcher,
+                suppression=SuppressionCheck(privacy_key),
             ),
+            producer=runtime.producer,
+            service="notifications",
+            dead_letters=runtime.dead_letters,
+            broker=runtime.broker,
+        )
+    )
+    runtime.add(
+        ConsumerRunner(
+            settings,
+            topics=[settings.topic(PRIVACY_TOPIC)],
+            group_id=settings.group(f"{settings.consumer_group}-privacy"),
+            handler=NotificationsErasure(runtime.database, runtime.outbox, clock, privacy_key),
             producer=runtime.producer,
             service="notifications",
             dead_letters=runtime.dead_letters,

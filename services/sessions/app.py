@@ -16,6 +16,7 @@ from services.sessions.coaching import CoachingService
 from services.sessions.forecast import ForecastService
 from services.sessions.intake import GoalEventHandler
 from services.sessions.models import Base
+from services.sessions.privacy.erasure import SessionsErasure
 from services.sessions.ranking import RiskRanking
 from services.sessions.service import CheckinService
 from services.sessions.settings import SessionsSettings
@@ -23,6 +24,7 @@ from services.sessions.timers.planner import Rules
 from services.sessions.timers.scheduler import Scheduler
 from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
+from shared.events.catalog.privacy import PRIVACY_TOPIC
 from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
@@ -41,12 +43,19 @@ TAGS = [
 def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
     goals_topic = settings.topic(GOALS_TOPIC)
+    privacy_topic = settings.topic(PRIVACY_TOPIC)
     runtime = ServiceRuntime(
         settings,
         service="sessions",
         metadata=Base.metadata,
         migrations=MIGRATIONS,
-        topics=[settings.topic(SESSIONS_TOPIC), goals_topic, dlq_topic(goals_topic)],
+        topics=[
+            settings.topic(SESSIONS_TOPIC),
+            goals_topic,
+            dlq_topic(goals_topic),
+            privacy_topic,
+            dlq_topic(privacy_topic),
+        ],
     )
     rules = Rules.from_settings(settings)
     scheduler = Scheduler(
@@ -65,6 +74,23 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
                 clock,
                 rules,
                 on_timers_changed=scheduler.wake,
+            ),
+            producer=runtime.producer,
+            service="sessions",
+            dead_letters=runtime.dead_letters,
+            broker=runtime.broker,
+        )
+    )
+    runtime.add(
+        ConsumerRunner(
+            settings,
+            topics=[privacy_topic],
+            group_id=settings.group(f"{settings.consumer_group}-privacy"),
+            handler=SessionsErasure(
+                runtime.database,
+                runtime.outbox,
+                clock,
+                settings.privacy_key.get_secret_value(),
             ),
             producer=runtime.producer,
             service="sessions",
