@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from shared.auth.tokens import TENANT_ADMIN_SCOPE, TENANT_SCOPES
 from shared.devstack.broker import TansuBroker
 from shared.devstack.processes import free_port
 from shared.devstack.smtp_sink import SmtpSink
+from tests.support.kafka import produce, read_records
 from tests.support.receiver import running_receiver
 from tests.support.services import ServiceProcess
 from tests.support.waiting import eventually
@@ -128,6 +130,8 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
     auth_headers: Callable[..., dict[str, str]],
     smtp: SmtpSink,
     tmp_path: Path,
+    broker: TansuBroker,
+    topic_prefix: str,
 ) -> None:
     urls = {name: process.url for name, process in services.items()}
     acme = auth_headers("acme")
@@ -231,7 +235,47 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
         assert EMAIL in kept.text
         assert NAME in kept.text
 
-        # A later event of the same goal: the mentor is emailed, she is not.
+        # Integrators hear of it (the request and both confirmations), without her address.
+        def person_events() -> list[dict[str, Any]]:
+            bodies = [orjson.loads(r.body) for r in receiver.requests]
+            return [b for b in bodies if b["type"].startswith("person.")]
+
+        await eventually(lambda: len(person_events()) >= 3, timeout=30, what="person.* webhooks")
+        assert sorted(e["type"] for e in person_events()) == [
+            "person.erased",
+            "person.erased",
+            "person.erasure_requested",
+        ]
+        assert {e["data"]["service"] for e in person_events() if e["type"] == "person.erased"} == {
+            "sessions",
+            "notifications",
+        }
+        assert all(e["data"]["reference"] == "user-4711" for e in person_events())
+        assert all(EMAIL not in orjson.dumps(e).decode() for e in person_events())
+
+        # An older event naming her, replayed from the topic under a new id, brings nothing back.
+        records = await read_records(
+            broker.bootstrap_servers,
+            f"{topic_prefix}goals",
+            until=lambda rs: any(
+                b'"goal.created"' in r.value and goal_id.encode() in r.value for r in rs
+            ),
+        )
+        original = next(
+            orjson.loads(r.value)
+            for r in records
+            if b'"goal.created"' in r.value and goal_id.encode() in r.value
+        )
+        assert original["data"]["goal"]["participants"][0]["email"] == EMAIL
+        await produce(
+            broker.bootstrap_servers,
+            f"{topic_prefix}goals",
+            [orjson.dumps({**original, "id": f"replayed-{original['id']}"})],
+            key=goal_id.encode(),
+        )
+
+        # A later event of the same goal (after the replay in its partition): the mentor is
+        # emailed, she is not.
         before = len(smtp.messages)
         completed_milestone = await http.post(
             f"{urls['goals']}/v1/goals/{goal_id}/milestones/{milestone_id}/complete", headers=acme
@@ -253,7 +297,14 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
             f"{urls['notifications']}/v1/messages", headers=acme, params={"limit": 100}
         )
         assert messages.status_code == 200, messages.text
-        first = next(m for m in messages.json()["items"] if m["event_type"] == "goal.created")
+        items = messages.json()["items"]
+        assert f"replayed-{original['id']}" in {m["id"] for m in items}  # it was handled
+        routing = await http.get(
+            f"{urls['notifications']}/v1/events/replayed-{original['id']}/routing", headers=acme
+        )
+        assert routing.status_code == 200, routing.text
+        assert "erased" in {d.get("reason") for d in routing.json()["decisions"]}
+        first = next(m for m in items if m["id"] == original["id"])
         replay = await http.post(
             f"{urls['notifications']}/v1/messages/{first['id']}/replay", headers=acme
         )
