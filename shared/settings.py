@@ -72,6 +72,17 @@ class ServiceSettings(BaseSettings):
     """Published rows this recent are published again when the broker turns out to be a new
     cluster (a memory-only broker restarted empty); kept at least this long, so <= retention."""
 
+    retention_enabled: bool = True
+    retention_purge_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """How often the retention purger looks for rows past their window."""
+    retention_batch_size: int = Field(default=500, ge=1, le=100_000)
+    """Rows deleted per transaction: small, so no write lock is held for long."""
+    retention_seconds: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description='The deployment\'s default window per kind, e.g. {"attempts": 604800}; '
+        "kinds not named keep the documented default (docs/privacy.md).",
+    )
+
     auth_issuer: str = "followthrough"
     auth_audience: str = "followthrough-api"
     auth_jwks: SecretStr | None = None

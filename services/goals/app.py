@@ -14,6 +14,7 @@ from services.goals.ingest.service import BatchIngestor
 from services.goals.models import Base
 from services.goals.privacy.confirmations import ErasureConfirmations
 from services.goals.privacy.service import ErasureService
+from services.goals.retention import goals_rules
 from services.goals.scheduler import OverdueTimer
 from services.goals.service import GoalsService
 from services.goals.settings import GoalsSettings
@@ -23,6 +24,8 @@ from shared.events.catalog.privacy import PRIVACY_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
 from shared.kafka.consumer import ConsumerRunner
+from shared.retention.api import router as retention_router
+from shared.retention.setup import build_purger
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
@@ -75,17 +78,19 @@ def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAP
             broker=runtime.broker,
         )
     )
+    retention = build_purger(runtime, clock, goals_rules())
     app = create_service_app(
         runtime,
         title="Followthrough goals",
         description=DESCRIPTION,
-        routers=[router],
+        routers=[router, retention_router],
     )
     app.state.goals = service
     app.state.erasures = erasures
     app.state.ingestor = BatchIngestor(service)
     app.state.overdue_timer = timer
     _add_batch_components(app)
+    app.state.retention = retention
     return app
 
 

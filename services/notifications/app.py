@@ -16,6 +16,7 @@ from services.notifications.models import Base
 from services.notifications.operations import OperationsService
 from services.notifications.privacy.erasure import NotificationsErasure
 from services.notifications.privacy.suppression import SuppressionCheck
+from services.notifications.retention import notifications_rules
 from services.notifications.service import EndpointsService
 from services.notifications.settings import NotificationsSettings
 from services.notifications.webhooks.sender import WebhookSender
@@ -29,6 +30,8 @@ from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
 from shared.kafka.consumer import ConsumerRunner
+from shared.retention.api import router as retention_router
+from shared.retention.setup import build_purger
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
@@ -111,11 +114,12 @@ def create_app(
             broker=runtime.broker,
         )
     )
+    retention = build_purger(runtime, clock, notifications_rules())
     app = create_service_app(
         runtime,
         title="Followthrough notifications",
         description="Webhook endpoints and email rules; messages, deliveries and attempts.",
-        routers=[api.router],
+        routers=[api.router, retention_router],
         tags=TAGS,
     )
     app.state.endpoints = EndpointsService(runtime, settings, guard, box, clock, dispatcher.wake)
@@ -124,4 +128,5 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.digest = digest
     app.state.smtp = smtp
+    app.state.retention = retention
     return app

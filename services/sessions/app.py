@@ -18,6 +18,7 @@ from services.sessions.intake import GoalEventHandler
 from services.sessions.models import Base
 from services.sessions.privacy.erasure import SessionsErasure
 from services.sessions.ranking import RiskRanking
+from services.sessions.retention import sessions_rules
 from services.sessions.service import CheckinService
 from services.sessions.settings import SessionsSettings
 from services.sessions.timers.planner import Rules
@@ -29,6 +30,8 @@ from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
 from shared.kafka.consumer import ConsumerRunner
+from shared.retention.api import router as retention_router
+from shared.retention.setup import build_purger
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
@@ -98,11 +101,12 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
             broker=runtime.broker,
         )
     )
+    retention = build_purger(runtime, clock, sessions_rules())
     app = create_service_app(
         runtime,
         title="Followthrough sessions",
         description="Check-in schedules, reminders, misses, escalation and coaching sessions.",
-        routers=[router],
+        routers=[router, retention_router],
         tags=TAGS,
     )
     app.state.clock = clock
@@ -111,4 +115,5 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
     app.state.coaching = CoachingService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
     app.state.forecasts = ForecastService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
     app.state.ranking = RiskRanking(runtime, clock=clock)
+    app.state.retention = retention
     return app
