@@ -61,6 +61,8 @@ class ServiceSettings(BaseSettings):
     kafka_topic_retention_hours: float = Field(default=168, gt=0, le=24 * 365)
     """``retention.ms`` of the topics a service creates (deploy/ and docker-compose.yml set the
     same): how long a broker keeps an event, so how long a copy naming an erased person lasts."""
+    kafka_dlq_retention_hours: float = Field(default=672, gt=0, le=24 * 365)
+    """``retention.ms`` of the dead-letter topics (four weeks in deploy/)."""
     kafka_cluster_check_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often each process asks which cluster the broker is (shared/kafka/cluster.py)."""
     consumer_max_batch: int = Field(default=200, ge=1, le=10_000)

@@ -64,7 +64,10 @@ def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAP
         runtime.outbox,
         clock,
         privacy_key=settings.privacy_key.get_secret_value(),
-        topic_retention=timedelta(hours=settings.kafka_topic_retention_hours),
+        # A dead-lettered copy lives as long as its DLQ topic keeps it.
+        topic_retention=timedelta(
+            hours=max(settings.kafka_topic_retention_hours, settings.kafka_dlq_retention_hours)
+        ),
     )
     runtime.add(
         ConsumerRunner(
