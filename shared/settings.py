@@ -79,6 +79,8 @@ class ServiceSettings(BaseSettings):
     """How often the retention purger looks for rows past their window."""
     retention_batch_size: int = Field(default=500, ge=1, le=100_000)
     """Rows deleted per transaction: small, so no write lock is held for long."""
+    retention_floors: bool = True
+    """Off only for soak tests and benchmarks: lets windows go below each kind's floor."""
     retention_seconds: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict,
         description='The deployment\'s default window per kind, e.g. {"attempts": 604800}; '

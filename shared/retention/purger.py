@@ -96,7 +96,7 @@ class RetentionPurger:
         rest = rule.tenant.not_in(sorted(tenants))
         total = await self._purge(rule, now - self.store.default(rule), rest)
         for tenant, window in sorted(tenants.items()):
-            cutoff = now - max(window, rule.minimum)
+            cutoff = now - self.store.floored(rule, window)
             total += await self._purge(rule, cutoff, rule.tenant == tenant)
         return total
 

@@ -21,6 +21,7 @@ def build_purger(
         runtime.database,
         [*platform_rules(topic_retention), *rules],
         settings.retention_seconds,
+        floors=settings.retention_floors,
     )
     return runtime.add(
         RetentionPurger(

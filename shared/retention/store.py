@@ -25,7 +25,7 @@ class Window:
 
     @property
     def effective(self) -> timedelta:
-        return max(self.tenant if self.tenant is not None else self.default, self.rule.minimum)
+        return self.tenant if self.tenant is not None else self.default
 
 
 class RetentionStore:
@@ -34,8 +34,11 @@ class RetentionStore:
         database: Database,
         rules: Sequence[RetentionRule],
         deployment: Mapping[str, int] | None = None,
+        *,
+        floors: bool = True,
     ) -> None:
         self._db = database
+        self._floors = floors
         self.rules = {rule.kind: rule for rule in rules}
         unknown = sorted(set(deployment or {}) - set(self.rules))
         if unknown:
@@ -43,7 +46,10 @@ class RetentionStore:
         self._deployment = {k: timedelta(seconds=v) for k, v in (deployment or {}).items()}
 
     def default(self, rule: RetentionRule) -> timedelta:
-        return max(self._deployment.get(rule.kind, rule.default), rule.minimum)
+        return self.floored(rule, self._deployment.get(rule.kind, rule.default))
+
+    def floored(self, rule: RetentionRule, window: timedelta) -> timedelta:
+        return max(window, rule.minimum) if self._floors else window
 
     async def overrides(self) -> dict[str, dict[str, timedelta]]:
         """kind -> tenant -> window, for every tenant that set one."""
