@@ -13,6 +13,7 @@ from services.goals.api.ingest import BATCH_COMPONENTS
 from services.goals.ingest.service import BatchIngestor
 from services.goals.models import Base
 from services.goals.privacy.confirmations import ErasureConfirmations
+from services.goals.privacy.export import PeopleExport
 from services.goals.privacy.service import ErasureService
 from services.goals.retention import goals_rules
 from services.goals.scheduler import OverdueTimer
@@ -90,6 +91,14 @@ def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAP
     )
     app.state.goals = service
     app.state.erasures = erasures
+    app.state.people_export = PeopleExport(
+        runtime.database,
+        erasures,
+        clock,
+        sessions_url=settings.sessions_url,
+        notifications_url=settings.notifications_url,
+        timeout=settings.export_timeout_seconds,
+    )
     app.state.ingestor = BatchIngestor(service)
     app.state.overdue_timer = timer
     _add_batch_components(app)

@@ -15,6 +15,7 @@ from services.notifications.intake import IntakeHandler
 from services.notifications.models import Base
 from services.notifications.operations import OperationsService
 from services.notifications.privacy.erasure import NotificationsErasure
+from services.notifications.privacy.export import NotificationsExport
 from services.notifications.privacy.suppression import SuppressionCheck
 from services.notifications.retention import notifications_rules
 from services.notifications.service import EndpointsService
@@ -30,6 +31,7 @@ from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
 from shared.kafka.consumer import ConsumerRunner
+from shared.privacy.api import part_router
 from shared.retention.api import router as retention_router
 from shared.retention.setup import build_purger
 from shared.runtime import ServiceRuntime
@@ -119,7 +121,7 @@ def create_app(
         runtime,
         title="Followthrough notifications",
         description="Webhook endpoints and email rules; messages, deliveries and attempts.",
-        routers=[api.router, retention_router],
+        routers=[api.router, retention_router, part_router("notifications")],
         tags=TAGS,
     )
     app.state.endpoints = EndpointsService(runtime, settings, guard, box, clock, dispatcher.wake)
@@ -129,4 +131,5 @@ def create_app(
     app.state.digest = digest
     app.state.smtp = smtp
     app.state.retention = retention
+    app.state.person_export = NotificationsExport(runtime.database, privacy_key)
     return app

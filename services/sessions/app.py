@@ -17,6 +17,7 @@ from services.sessions.forecast import ForecastService
 from services.sessions.intake import GoalEventHandler
 from services.sessions.models import Base
 from services.sessions.privacy.erasure import SessionsErasure
+from services.sessions.privacy.export import SessionsExport
 from services.sessions.ranking import RiskRanking
 from services.sessions.retention import sessions_rules
 from services.sessions.service import CheckinService
@@ -30,6 +31,7 @@ from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
 from shared.kafka.consumer import ConsumerRunner
+from shared.privacy.api import part_router
 from shared.retention.api import router as retention_router
 from shared.retention.setup import build_purger
 from shared.runtime import ServiceRuntime
@@ -106,7 +108,7 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
         runtime,
         title="Followthrough sessions",
         description="Check-in schedules, reminders, misses, escalation and coaching sessions.",
-        routers=[router, retention_router],
+        routers=[router, retention_router, part_router("sessions")],
         tags=TAGS,
     )
     app.state.clock = clock
@@ -116,4 +118,5 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
     app.state.forecasts = ForecastService(runtime, clock=clock, rules=rules, wake=scheduler.wake)
     app.state.ranking = RiskRanking(runtime, clock=clock)
     app.state.retention = retention
+    app.state.person_export = SessionsExport(runtime.database)
     return app

@@ -10,7 +10,9 @@ same address also on another tenant's goal. Then ``POST /v1/erasures``:
   her name (the other tenant's rows, and only those, still do);
 * a later event of the same goal emails the mentor, never her, and the mail
   holds nothing of her; replaying a message that named her is refused;
-* asking again answers the same erasure; an unknown person completes too.
+* asking again answers the same erasure; an unknown person completes too;
+* ``GET /v1/people/export`` gathers her data from all three before, and only the
+  erasure and the suppression after.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ def services(
         "NOTIFICATIONS_WEBHOOK_ALLOW_HTTP": "true",
         "NOTIFICATIONS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
     }
-    started = {name: ServiceProcess(name, env, tmp_path / f"{name}.log") for name in SERVICES}
+    started = {name: ServiceProcess(name, dict(env), tmp_path / f"{name}.log") for name in SERVICES}
+    started["goals"].env["GOALS_SESSIONS_URL"] = started["sessions"].url
+    started["goals"].env["GOALS_NOTIFICATIONS_URL"] = started["notifications"].url
     try:
         for process in started.values():
             process.start()
@@ -181,6 +185,24 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
         await eventually(lambda: len(mails_to(smtp, EMAIL)) >= 1, timeout=30, what="her email")
         await receiver.wait_for(1)
 
+        # An access request first: one document from the three services.
+        export_url = f"{urls['goals']}/v1/people/export"
+        assert (
+            await http.get(export_url, headers=acme, params={"email": EMAIL})
+        ).status_code == 403
+        bad_export = await http.get(export_url, headers=admin, params={"email": "nope"})
+        assert bad_export.status_code == 422
+        exported = await http.get(export_url, headers=admin, params={"email": EMAIL})
+        assert exported.status_code == 200, exported.text
+        document = exported.json()
+        assert [g["goal_id"] for g in document["goals"]["goals"]] == [goal_id]
+        assert document["goals"]["goals"][0]["roles"] == ["mentee"]
+        assert [g["goal_id"] for g in document["sessions"]["goals"]] == [goal_id]
+        assert document["sessions"]["checkins"][0]["notes"] == f"write to me at {EMAIL}"
+        assert document["notifications"]["preference"]["timezone"] == "Europe/Berlin"
+        assert document["notifications"]["emails"]
+        assert document["notifications"]["suppressed"] is False
+
         # Who may ask, and what is refused.
         refused = await http.post(
             f"{urls['goals']}/v1/erasures", headers=acme, json={"email": EMAIL}
@@ -234,6 +256,15 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
         kept = await http.get(f"{urls['goals']}/v1/goals/{other.json()['id']}", headers=globex)
         assert EMAIL in kept.text
         assert NAME in kept.text
+
+        # The export now finds nothing held, only the erasure and the suppression.
+        after = (await http.get(export_url, headers=admin, params={"email": EMAIL})).json()
+        assert after["goals"]["goals"] == []
+        assert [e["id"] for e in after["goals"]["erasures"]] == [erasure["id"]]
+        assert after["sessions"] == {"goals": [], "checkins": [], "coaching_sessions": []}
+        assert after["notifications"]["preference"] is None
+        assert after["notifications"]["emails"] == []
+        assert after["notifications"]["suppressed"] is True
 
         # Integrators hear of it (the request and both confirmations), without her address.
         def person_events() -> list[dict[str, Any]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from pydantic import EmailStr
 
+from services.goals.privacy.export import PeopleExport
 from services.goals.privacy.schemas import ErasureOut, ErasureRequest
 from services.goals.privacy.service import ErasureService
 from shared.auth.tokens import TENANT_ADMIN_SCOPE, Principal
@@ -16,6 +18,7 @@ from shared.http.security import require
 router = APIRouter(prefix="/v1", tags=["privacy"])
 Admin = Annotated[Principal, Depends(require(TENANT_ADMIN_SCOPE))]
 Erasures = Annotated[ErasureService, Depends(from_app_state("erasures"))]
+Exports = Annotated[PeopleExport, Depends(from_app_state("people_export"))]
 ErasureId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$", description="The erasure's id.")]
 
 
@@ -50,3 +53,23 @@ async def request_erasure(
 )
 async def get_erasure(erasure_id: ErasureId, principal: Admin, erasures: Erasures) -> ErasureOut:
     return await erasures.get(principal.tenant_id, erasure_id)
+
+
+@router.get(
+    "/people/export",
+    summary="Everything the services hold about a person",
+    description="One JSON document: the person's goals (with their roles), progress reports and "
+    "erasures from goals; their projections, check-ins and coaching sessions from sessions; "
+    "their preference, unsubscribes, digest entries, emails and suppression from "
+    "notifications (fetched with your credential). Answers an access request. A service "
+    "that does not answer makes it 502. Needs the `tenant:admin` scope.",
+    responses=problem_responses(403, 502),
+)
+async def export_person(
+    email: Annotated[EmailStr, Query(description="The person's address.")],
+    principal: Admin,
+    request: Request,
+    exports: Exports,
+) -> dict[str, Any]:
+    authorization = request.headers.get("authorization", "")
+    return await exports.export(principal.tenant_id, str(email), authorization)
