@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 
@@ -156,3 +157,22 @@ async def test_messages_purge_per_tenant_window_in_batches_keeping_open_work(
         assert {w["kind"]: w for w in reset.json()["windows"]}["messages"]["tenant_seconds"] is None
         await clock.advance(2 * DAY)
         assert (await purger.run_once())["messages"] == 0
+
+
+async def test_only_one_replica_purges_and_another_takes_over_when_it_stops(
+    notifications_settings: Callable[..., Any], db_backend: str
+) -> None:
+    if db_backend == "sqlite":
+        pytest.skip("SQLite deployments are a single process, always the leader")
+    first_settings = notifications_settings(retention_enabled=False)
+    second_settings = notifications_settings(
+        retention_enabled=False, database_url=first_settings.database_url
+    )
+    first, second = create_app(first_settings), create_app(second_settings)
+    async with serving(first), serving(second):
+        leading = await first.state.retention.run_once()
+        standby = await second.state.retention.run_once()
+        assert "messages" in leading
+        assert standby == {}  # purged nothing: the other replica leads
+        await first.state.retention.stop()  # releases the lock, as a dying process would
+        assert "messages" in await second.state.retention.run_once()
