@@ -17,7 +17,6 @@ same address also on another tenant's goal. Then ``POST /v1/erasures``:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import MetaData, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.auth.tokens import TENANT_ADMIN_SCOPE, TENANT_SCOPES
 from shared.devstack.broker import TansuBroker
@@ -54,8 +55,19 @@ def smtp() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
+def databases(database_url_for: Callable[[str], str]) -> dict[str, str]:
+    """Each service's database on this run's backend (SQLite files or PostgreSQL)."""
+    return {name: database_url_for(name) for name in SERVICES}
+
+
+@pytest.fixture
 def services(
-    broker: TansuBroker, keys_file: Path, topic_prefix: str, tmp_path: Path, smtp: SmtpSink
+    broker: TansuBroker,
+    keys_file: Path,
+    topic_prefix: str,
+    tmp_path: Path,
+    smtp: SmtpSink,
+    databases: dict[str, str],
 ) -> Iterator[dict[str, ServiceProcess]]:
     env = {
         "FOLLOWTHROUGH_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -72,6 +84,8 @@ def services(
         "NOTIFICATIONS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
     }
     started = {name: ServiceProcess(name, dict(env), tmp_path / f"{name}.log") for name in SERVICES}
+    for name, process in started.items():
+        process.env[f"{name.upper()}_DATABASE_URL"] = databases[name]
     started["goals"].env["GOALS_SESSIONS_URL"] = started["sessions"].url
     started["goals"].env["GOALS_NOTIFICATIONS_URL"] = started["notifications"].url
     try:
@@ -100,28 +114,32 @@ def goal_body(title: str) -> dict[str, Any]:
     }
 
 
-def rows_naming(database: Path, needles: tuple[str, ...]) -> list[tuple[str, str]]:
+async def rows_naming(database_url: str, needles: tuple[str, ...]) -> list[tuple[str, str]]:
     """(table, row text) of every row of every table whose text holds one of ``needles``."""
     found: list[tuple[str, str]] = []
-    with sqlite3.connect(database) as connection:
-        tables = [
-            row[0]
-            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        ]
-        for table in tables:
-            for row in connection.execute(f'SELECT * FROM "{table}"'):
-                text = " ".join(
-                    value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-                    for value in row
-                ).lower()
-                if any(needle.lower() in text for needle in needles):
-                    found.append((table, text))
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            metadata = MetaData()
+            await connection.run_sync(metadata.reflect)
+            for table in metadata.sorted_tables:
+                for row in await connection.execute(select(table)):
+                    text = " ".join(
+                        bytes(value).decode(errors="replace")
+                        if isinstance(value, bytes | memoryview)
+                        else str(value)
+                        for value in row
+                    ).lower()
+                    if any(needle.lower() in text for needle in needles):
+                        found.append((table.name, text))
+    finally:
+        await engine.dispose()
     return found
 
 
-def strays(database: Path) -> list[tuple[str, str]]:
+async def strays(database_url: str) -> list[tuple[str, str]]:
     """Rows naming her that are not the other tenant's."""
-    hits = rows_naming(database, (EMAIL, NAME))
+    hits = await rows_naming(database_url, (EMAIL, NAME))
     return [(table, text[:300]) for table, text in hits if "globex" not in text]
 
 
@@ -136,6 +154,7 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
     tmp_path: Path,
     broker: TansuBroker,
     topic_prefix: str,
+    databases: dict[str, str],
 ) -> None:
     urls = {name: process.url for name, process in services.items()}
     acme = auth_headers("acme")
@@ -357,6 +376,7 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
         await eventually(unknown_completed, timeout=30, what="the empty erasure to complete")
 
     for name in SERVICES:
-        assert strays(tmp_path / "data" / f"{name}.db") == [], f"{name} still holds her"
+        assert await strays(databases[name]) == [], f"{name} still holds her"
     # The other tenant's data is untouched: its goal and projections still name her.
-    assert rows_naming(tmp_path / "data" / "goals.db", (EMAIL,))
+    assert await rows_naming(databases["goals"], (EMAIL,))
+    assert await rows_naming(databases["sessions"], (EMAIL,))
