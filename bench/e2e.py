@@ -89,7 +89,12 @@ def goal_sender(stack: RunningStack, pool: ClientPool) -> Any:
 
 
 async def scenario(
-    stack: RunningStack, receiver: ReceiverProcess, *, quick: bool, profile: bool = False
+    stack: RunningStack,
+    receiver: ReceiverProcess,
+    *,
+    quick: bool,
+    profile: bool = False,
+    cpu_only: bool = False,
 ) -> dict[str, Any]:
     await subscribe(stack, receiver, ["goal.created"])
     meter = CpuMeter(
@@ -113,6 +118,7 @@ async def scenario(
                 steady_rate=STEADY_RATE,
                 steady_seconds=20 if quick else 60,
                 meter=meter,
+                cpu_only=cpu_only,
             )
 
 
@@ -121,7 +127,17 @@ def main() -> None:
     install_loop()
     started = time.time()
     with stack_with_receiver(postgres=args.postgres) as (stack, receiver):
-        figures = asyncio.run(scenario(stack, receiver, quick=args.quick, profile=args.profile))
+        figures = asyncio.run(
+            scenario(
+                stack,
+                receiver,
+                quick=args.quick,
+                profile=args.profile,
+                cpu_only=args.cpu_only,
+            )
+        )
+        if args.cpu_only:
+            return
         figures["rss_mb"] = {s: stack.rss_mb(s) for s in ("goals", "sessions", "notifications")}
     steady: PhaseResult = figures.pop("_steady")
     cpu: dict[str, float] = figures.pop("_cpu").cpu_ms_per_event

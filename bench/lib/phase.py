@@ -249,8 +249,11 @@ async def throughput_phases(
     steady_rate: float,
     steady_seconds: float,
     meter: CpuMeter | None = None,
+    cpu_only: bool = False,
 ) -> dict[str, Any]:
     """A warm-up, a steady rate, then the highest rate held (as e2e and the floor measure).
+
+    ``cpu_only`` stops after the CPU phase: the quick loop for judging one change.
 
     With a ``meter``, a steady 100/s phase after the warm-up measures CPU per
     event per process. The steady phase's :class:`PhaseResult` comes back under
@@ -276,6 +279,8 @@ async def throughput_phases(
             meter=meter,
         )
         print(f"cpu at {CPU_PHASE_RATE:g}/s: {cpu.cpu_ms_per_event} ms per event", flush=True)
+        if cpu_only:
+            return {"warm_up": warm.figures(), "cpu": cpu.figures(), "_cpu": cpu}
     steady = await run("steady", steady_rate, steady_seconds)
     print(f"steady: {steady.ledger} {steady.latency}", flush=True)
     ladder = await highest_sustained_rate(

@@ -18,6 +18,7 @@ from services.notifications.privacy.erasure import NotificationsErasure
 from services.notifications.privacy.export import NotificationsExport
 from services.notifications.privacy.suppression import SuppressionCheck
 from services.notifications.retention import notifications_rules
+from services.notifications.routing import track_routing_changes
 from services.notifications.service import EndpointsService
 from services.notifications.settings import NotificationsSettings
 from services.notifications.webhooks.sender import WebhookSender
@@ -51,6 +52,7 @@ def create_app(
     resolver: Resolver | None = None,
 ) -> FastAPI:
     """Build the service. ``clock`` drives retries and digests; ``resolver`` plays DNS in tests."""
+    track_routing_changes()  # every replica's routing cache learns of this one's changes
     clock = clock or SystemClock()
     # The privacy topic too: integrators' endpoints hear of erasures, to forget the person.
     consumed = [

@@ -51,6 +51,7 @@ from services.notifications.privacy.suppression import (
     erased_message_rows,
 )
 from services.notifications.repository import NotificationsRepository
+from services.notifications.routing import RoutingCache
 from services.notifications.webhooks.matching import payload_matches, type_matches
 from shared.clock import Clock
 from shared.db.database import Database
@@ -99,6 +100,7 @@ class IntakeHandler:
         self._wake = wake_dispatcher
         self._handoff = handoff
         self._clock = clock
+        self._routing = RoutingCache()
         self._webhook_delay = timedelta(seconds=first_webhook_delay)
         self._email_delay = timedelta(seconds=first_email_delay)
 
@@ -186,7 +188,7 @@ class IntakeHandler:
         events: list[CloudEvent],
     ) -> BatchContext:
         tenants = sorted({event.tenantid for event in events})
-        rules = await emails.rules(tenants)
+        endpoints, rules = await self._routing.load(repository, emails, tenants)
         goals: set[tuple[str, str]] = set()
         updates: dict[tuple[str, str], GoalSnapshot] = {}
         for event in events:
@@ -201,7 +203,7 @@ class IntakeHandler:
                 updates[key] = goal
         pairs = _pairs_to_look_up(events, rules)
         return BatchContext(
-            endpoints=await repository.tenant_endpoints(tenants),
+            endpoints=endpoints,
             rules=rules,
             preferences=await emails.preferences(pairs),
             unsubscribed=await emails.unsubscribed(pairs),

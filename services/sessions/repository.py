@@ -14,6 +14,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sessions.models import Checkin, CoachingSessionRow, GoalProjection, Occurrence
+from shared.db import core
 
 
 class SessionsRepository:
@@ -25,6 +26,10 @@ class SessionsRepository:
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def insert_new(self, rows: Sequence[object]) -> None:
+        """New rows in one Core INSERT per table (see :func:`shared.db.core.insert_new`)."""
+        await core.insert_new(self.session, rows)
 
     # Goals -----------------------------------------------------------------
 

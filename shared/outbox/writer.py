@@ -15,12 +15,14 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import core
 from shared.db.database import on_commit
 from shared.db.tables import outbox
 from shared.events import CloudEvent
 from shared.events.envelope import utc_now
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+_INSERT = insert(outbox)
 
 
 class Outbox:
@@ -47,7 +49,7 @@ class Outbox:
         ]
         if not rows:
             return
-        await session.execute(insert(outbox), rows)
+        await core.execute(session, _INSERT, rows)
         on_commit(session, self.committed.set)
 
     def _row(self, event: CloudEvent, payload: bytes) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Suppressions of erased people (by keyed hash) and the messages an erasure rewrote.
 
-Revision ID: notifications_0004
-Revises: notifications_0003
+Revision ID: notifications_0005
+Revises: notifications_0004
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from shared.db.types import UtcDateTime
 
-revision: str = "notifications_0004"
-down_revision: str | Sequence[str] | None = "notifications_0003"
+revision: str = "notifications_0005"
+down_revision: str | Sequence[str] | None = "notifications_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
