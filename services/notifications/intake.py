@@ -13,6 +13,7 @@ explains exactly what happened at the time, not what would happen today.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +54,7 @@ from services.notifications.privacy.suppression import (
 from services.notifications.repository import NotificationsRepository
 from services.notifications.routing import RoutingCache
 from services.notifications.webhooks.matching import payload_matches, type_matches
+from shared import tracing
 from shared.clock import Clock
 from shared.db.database import Database
 from shared.events.catalog.goals import GoalSnapshot
@@ -61,6 +63,23 @@ from shared.kafka.consumed import ConsumedEvent, event_scope
 from shared.logs import get_logger
 
 log = get_logger(__name__)
+
+
+def _routing_span(event: CloudEvent, started: int, webhooks: int, emails: int) -> None:
+    """The routing decision as a span of the event's handling (it took from ``started``)."""
+    from shared.tracing.spans import span
+
+    with span(
+        f"route {event.type}",
+        start_time=started,
+        attributes={
+            "cloudevents.event_id": event.id,
+            "cloudevents.event_type": event.type,
+            "followthrough.routing.webhooks": webhooks,
+            "followthrough.routing.emails": emails,
+        },
+    ):
+        pass
 
 
 def goal_id_of(event: CloudEvent) -> str | None:
@@ -242,8 +261,11 @@ class IntakeHandler:
     ) -> int:
         event = item.event
         routing: list[dict[str, Any]] = []
+        started = time.time_ns() if tracing.enabled else 0
         webhooks = self._route_webhooks(event, context, routing, rows, now)
         emails = self._route_emails(event, context, routing, rows, now)
+        if tracing.enabled:
+            _routing_span(event, started, webhooks, emails)
         payload = item.record.value or event.to_json()
         scrubbed = context.suppressed.scrub(event, payload)
         if scrubbed is not None:  # names an erased person: stored without them, never replayed

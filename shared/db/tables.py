@@ -50,6 +50,10 @@ outbox = Table(
     Column("headers", JsonType, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
+    # W3C trace context of the change that wrote the row (only while tracing is on): the
+    # relay's publish span continues it and hands it on in the record's headers.
+    Column("traceparent", String(128), nullable=True),
+    Column("tracestate", String(512), nullable=True),
 )
 Index(
     "ix_outbox_unsent",

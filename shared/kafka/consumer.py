@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from shared import faults, metrics
+from shared import faults, metrics, tracing
 from shared.deadletters.store import DeadLetterStore
 from shared.kafka.batches import BatchProcessor
 from shared.kafka.cluster import BrokerWatch
@@ -85,6 +85,10 @@ class ConsumerRunner:
         self._group_id = group_id
         self._service = service
         self._pacing = Pacing(retry_delay)
+        if tracing.enabled:  # a span per batch and per event, continuing the records' traces
+            from shared.tracing.consumer import traced
+
+            handler = traced(handler, group_id=group_id, service=service)
         self._batches = BatchProcessor(
             handler=handler,
             dead_letters=DeadLetterWriter(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import tracing
 from shared.db import core
 from shared.db.database import on_commit
 from shared.db.tables import outbox
@@ -53,7 +54,7 @@ class Outbox:
         on_commit(session, self.committed.set)
 
     def _row(self, event: CloudEvent, payload: bytes) -> dict[str, Any]:
-        return {
+        row = {
             "event_id": event.id,
             "event_type": event.type,
             "topic": self.topic_of(event),
@@ -63,3 +64,6 @@ class Outbox:
             "created_at": utc_now(),
             "sent_at": None,
         }
+        if tracing.enabled:  # every row of a statement has the same keys: set both, even None
+            row["traceparent"], row["tracestate"] = event.traceparent, event.tracestate
+        return row
