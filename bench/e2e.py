@@ -160,6 +160,7 @@ def main() -> None:
         if sink is not None:
             sink.stop()
     steady: PhaseResult = figures.pop("_steady")
+    low: PhaseResult = figures.pop("_low")
     cpu: dict[str, float] = figures.pop("_cpu").cpu_ms_per_event
     sustained = figures["max"]["sustained_rate"]
     confirmed = figures["max"]["confirmed"] or {}
@@ -188,6 +189,8 @@ def main() -> None:
                 headline(f"  {name} CPU per event", cpu[name], "ms", "", None)
                 for name in ("broker", "generator", "receiver")
             ),
+            headline("at 20/s p50", low.latency["p50_ms"], "ms", "", None),
+            headline("at 20/s p99", low.latency["p99_ms"], "ms", "", None),
             headline(
                 "steady 200/s p50",
                 steady.latency["p50_ms"],

@@ -41,9 +41,15 @@ from services.notifications.models import (
     Delivery,
     DigestEntry,
     Endpoint,
+    ErasedMessage,
     GoalQuietHours,
     Message,
     Preference,
+)
+from services.notifications.privacy.suppression import (
+    Suppressed,
+    SuppressionCheck,
+    erased_message_rows,
 )
 from services.notifications.repository import NotificationsRepository
 from services.notifications.routing import RoutingCache
@@ -91,6 +97,9 @@ class BatchContext:
     unsubscribed: set[tuple[str, str, str]]
     quiet_hours: dict[tuple[str, str], GoalQuietHours]
     quiet_updates: dict[tuple[str, str], GoalSnapshot] = field(default_factory=dict)
+    suppressed: Suppressed = field(default_factory=Suppressed)
+    """Erased people among the batch's: never emailed, and scrubbed from what is stored."""
+    erased: list[tuple[str, str]] = field(default_factory=list)
 
 
 class IntakeHandler:
@@ -103,8 +112,10 @@ class IntakeHandler:
         first_webhook_delay: float = 0.0,
         first_email_delay: float = 0.0,
         handoff: Handoff | None = None,
+        suppression: SuppressionCheck | None = None,
     ) -> None:
         self._db = database
+        self._suppression = suppression
         self._wake = wake_dispatcher
         self._handoff = handoff
         self._clock = clock
@@ -151,6 +162,10 @@ class IntakeHandler:
             if not fresh:
                 return 0
             context = await self._load(repository, emails, [item.event for item in fresh])
+            if self._suppression is not None:
+                context.suppressed = await self._suppression.load(
+                    session, [item.event for item in fresh]
+                )
             await self._project_quiet_hours(emails, context)
             now = self._clock.now()
             for item in fresh:
@@ -161,6 +176,10 @@ class IntakeHandler:
             await repository.insert_many(Message, rows.messages)
             await repository.insert_many(Delivery, rows.deliveries)
             await repository.insert_many(DigestEntry, rows.digests)
+            if context.erased:
+                await repository.insert_many(
+                    ErasedMessage, erased_message_rows(context.erased, now)
+                )
         return created
 
     def _lease_now(
@@ -245,6 +264,11 @@ class IntakeHandler:
         started = time.time_ns() if tracing.enabled else 0
         webhooks = self._route_webhooks(event, context, routing, rows, now)
         emails = self._route_emails(event, context, routing, rows, now)
+        payload = item.record.value or event.to_json()
+        scrubbed = context.suppressed.scrub(event, payload)
+        if scrubbed is not None:  # names an erased person: stored without them, never replayed
+            payload = scrubbed
+            context.erased.append((event.id, event.tenantid))
         message = {
             "id": event.id,
             "tenant_id": event.tenantid,
@@ -252,7 +276,7 @@ class IntakeHandler:
             "kind": "event",
             "goal_id": goal_id_of(event),
             "correlation_id": event.correlationid,
-            "payload": item.record.value or event.to_json(),
+            "payload": payload,
             "routing": routing,
             "event_time": event.time,
             "created_at": now,
@@ -335,6 +359,10 @@ class IntakeHandler:
                 "matched": False,
             }
             routing.append(entry)
+            if (event.tenantid, person.email) in context.suppressed:
+                entry["target"] = context.suppressed.stand_in(event.tenantid, person.email)
+                entry["reason"] = "erased"
+                continue
             digest = preference is not None and preference.delivery == "digest"
             if digest and event.type in DIGEST_TYPES:
                 rows.digests.append(digest_values(event, person, now))

@@ -212,3 +212,29 @@ class GoalQuietHours(Base):
     quiet_start: Mapped[str | None] = mapped_column(String(5))
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     version: Mapped[int] = mapped_column(Integer)
+
+
+class Suppression(Base):
+    """An erased person: no email goes to them in this tenant again.
+
+    Only the person's key is kept (a keyed hash of tenant and address, see
+    ``shared/privacy/keys.py``), so the entry cannot be read back into an address.
+    """
+
+    __tablename__ = "suppressions"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erasure_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class ErasedMessage(Base):
+    """A stored message rewritten by an erasure: it is never replayed."""
+
+    __tablename__ = "erased_messages"
+
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    erasure_id: Mapped[str | None] = mapped_column(String(128))
+    erased_at: Mapped[datetime]

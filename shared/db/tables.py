@@ -144,3 +144,13 @@ broker_clusters = Table(
     Column("cluster_id", String(255), nullable=False),
     Column("seen_at", UtcDateTime, nullable=False),
 )
+
+retention_settings = Table(
+    "retention_settings",
+    platform_metadata,
+    # A tenant's own window for one kind of record (PUT /v1/retention); absent: the default.
+    Column("tenant_id", String(64), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("seconds", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -1,7 +1,7 @@
 """A message keeps the W3C trace context of its intake: delivery attempts continue it.
 
-Revision ID: notifications_0005
-Revises: notifications_0004
+Revision ID: notifications_0006
+Revises: notifications_0005
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "notifications_0005"
-down_revision: str | Sequence[str] | None = "notifications_0004"
+revision: str = "notifications_0006"
+down_revision: str | Sequence[str] | None = "notifications_0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

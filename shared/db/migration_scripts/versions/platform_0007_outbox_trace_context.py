@@ -1,7 +1,7 @@
 """Platform table: an outbox row keeps the W3C trace context of the change that wrote it.
 
-Revision ID: platform_0006
-Revises: platform_0005
+Revision ID: platform_0007
+Revises: platform_0006
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "platform_0006"
-down_revision: str | Sequence[str] | None = "platform_0005"
+revision: str = "platform_0007"
+down_revision: str | Sequence[str] | None = "platform_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
