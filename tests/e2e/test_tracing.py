@@ -4,9 +4,10 @@ The three services run as processes with ``OTEL_EXPORTER_OTLP_ENDPOINT``
 pointing at a real OTLP/HTTP receiver in this test, which decodes every
 export with ``opentelemetry-proto`` (``ExportTraceServiceRequest``). One POST
 creates a goal whose first check-in falls due seconds later, with no grace,
-and nobody checks in: ``goal.created`` reaches the webhook in the POST's
-trace, and the scheduler's firing of the miss starts a trace of its own that
-links back to the one that planned it.
+and nobody checks in: ``goal.created`` reaches the webhook (and the mentee's
+email, through a real SMTP server) in the POST's trace, and the scheduler's
+firing of the miss starts a trace of its own that links back to the one that
+planned it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from shared.devstack.broker import TansuBroker
+from shared.devstack.processes import free_port
+from shared.devstack.smtp_sink import MailKeeper
 from tests.support.receiver import Received, Reply, running_receiver
 from tests.support.services import ServiceProcess
 from tests.support.waiting import eventually
@@ -157,6 +161,24 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
     auth_headers: Callable[..., dict[str, str]],
 ) -> None:
     headers = auth_headers("acme")
+    mailbox = MailKeeper(None)
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+    smtp.start()
+    try:
+        await traced_run(broker, keys_file, topic_prefix, tmp_path, headers, mailbox, smtp.port)
+    finally:
+        smtp.stop()
+
+
+async def traced_run(
+    broker: TansuBroker,
+    keys_file: Path,
+    topic_prefix: str,
+    tmp_path: Path,
+    headers: dict[str, str],
+    mailbox: MailKeeper,
+    smtp_port: int,
+) -> None:
     empty_export_answer = Reply(body=b"", headers={"content-type": "application/x-protobuf"})
     async with (
         running_receiver(lambda _: empty_export_answer) as collector,
@@ -174,6 +196,7 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
             "FOLLOWTHROUGH_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             "NOTIFICATIONS_WEBHOOK_ALLOW_HTTP": "true",
             "NOTIFICATIONS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+            "NOTIFICATIONS_SMTP_PORT": str(smtp_port),
             # Standard OpenTelemetry variables only.
             "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
             "OTEL_TRACES_SAMPLER": "always_on",
@@ -192,6 +215,12 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
                 },
             )
             assert endpoint.status_code == 201, endpoint.text
+            rule = await http.put(
+                f"{urls['notifications']}/v1/email-rules/goal.created",
+                headers=headers,
+                json={"roles": ["mentee"]},
+            )
+            assert rule.status_code == 200, rule.text
 
             goal_id = await goal_that_misses_soon(http, urls, headers)
 
@@ -223,6 +252,7 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
                     (post_trace, "notifications", "handle goal.created"),
                     (post_trace, "notifications", "route goal.created"),
                     (post_trace, "notifications", "deliver webhook"),
+                    (post_trace, "notifications", "deliver email"),
                     (post_trace, "notifications", "POST"),
                     (miss_trace, "sessions", "scheduler pass"),
                     (miss_trace, "sessions", "fire checkin.missed"),
@@ -299,6 +329,11 @@ async def test_one_post_is_one_trace_across_kafka_to_the_webhook_and_the_miss_li
     assert deliver.parent_id == one("notifications", "handle goal.created").span_id
     assert ancestors(hook_span)[-1] == post
     assert one("notifications", "handle goal.created").start < deliver.start < hook_span.start
+    # The email of the same event: its attempt, in the same trace, sent the mail.
+    email = one("notifications", "deliver email")
+    assert email.parent_id == one("notifications", "handle goal.created").span_id
+    assert email.attributes["followthrough.delivery.channel"] == "email"
+    assert [m for m in mailbox.messages if "goal.created" in str(m.get("subject", ""))]
     webhook_body = json.loads(hook.body)
     assert trace_id_of(webhook_body["traceparent"]) == post_trace  # CloudEvents extension
     assert max(s.start for s in trace if s.service != "notifications") < hook_span.start
