@@ -87,6 +87,11 @@ def test_production_refuses_default_secrets_and_generated_keys(
     monkeypatch.setenv("GOALS_LINK_SIGNING_SECRET", "a-real-secret-from-the-vault")
     with pytest.raises(SystemExit):
         load_settings(GoalsSettings)
+    assert "GOALS_PRIVACY_KEY must be set explicitly in production" in capsys.readouterr().err
+
+    monkeypatch.setenv("GOALS_PRIVACY_KEY", "another-real-secret-from-the-vault")
+    with pytest.raises(SystemExit):
+        load_settings(GoalsSettings)
     assert "GOALS_AUTH_JWKS or GOALS_AUTH_KEYS_FILE" in capsys.readouterr().err
 
     monkeypatch.setenv("FOLLOWTHROUGH_AUTH_KEYS_FILE", "/etc/followthrough/jwks.json")
