@@ -237,3 +237,30 @@ class GoalRiskPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as ``cursor`` for the next page; null on the last page."
     )
+
+
+class CalendarLink(BaseModel):
+    feed_id: str
+    scope: Literal["goal", "person"] = Field(
+        description="`goal`: this goal only; `person`: all the person's goals of the tenant."
+    )
+    url: str | None = Field(
+        description="The feed URL (no credential needed); null once revoked or expired."
+    )
+    version: int = Field(description="Increases with every rotation; older URLs answer 404.")
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class ParticipantCalendars(BaseModel):
+    role: Role
+    name: str
+    email: str
+    goal_feed: CalendarLink
+    person_feed: CalendarLink
+
+
+class GoalCalendars(BaseModel):
+    goal_id: str
+    participants: list[ParticipantCalendars]

@@ -141,6 +141,17 @@ class CoachingSession(EventData):
     location: str | None = Field(default=None, max_length=500)
     link: str | None = Field(default=None, max_length=2000)
     status: Literal["scheduled", "held", "no_show", "cancelled"]
+    sequence: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "The iCalendar SEQUENCE of the session: 0 when scheduled, one more at each "
+            "reschedule and at cancelling (invites and feeds use it)."
+        ),
+    )
+    previous_starts_at: datetime | None = Field(
+        default=None, description="On session.rescheduled: the start before the change."
+    )
 
 
 class SessionEventData(EventData):
