@@ -183,8 +183,23 @@ class SessionOut(BaseModel):
     link: str | None
     status: SessionStatus
     reminder_lead_minutes: list[int]
+    sequence: int = Field(
+        description="iCalendar SEQUENCE: 0 when scheduled, +1 per reschedule and at cancelling."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class SessionReschedule(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"starts_at": "2030-05-07T15:00:00Z"}]},
+    )
+
+    starts_at: Instant
+    duration_minutes: int | None = Field(
+        default=None, ge=1, le=1440, description="Unchanged when omitted."
+    )
 
 
 ForecastKind = Literal[

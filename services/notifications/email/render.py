@@ -30,6 +30,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from services.notifications.email.invites import Invite
 from services.notifications.email.rules import MISS_TYPES
 from services.notifications.settings import NotificationsSettings
 from shared.auth.links import sign_link
@@ -205,8 +206,13 @@ def compose(
     event_id: str,
     event_type: str,
     now: datetime,
+    invite: Invite | None = None,
 ) -> EmailMessage:
-    """The MIME message: multipart/alternative (text, HTML) with RFC 8058 one-click unsubscribe."""
+    """The MIME message: multipart/alternative (text, HTML) with RFC 8058 one-click unsubscribe.
+
+    A session email's iTIP invitation is a third alternative, ``text/calendar;
+    method=REQUEST`` (or ``CANCEL``), which is where mail clients look for it.
+    """
     message = EmailMessage(policy=HEADER_POLICY)
     message["From"] = settings.email_from
     name = " ".join(str(recipient.get("name") or "").split())
@@ -221,4 +227,11 @@ def compose(
     message["X-Followthrough-Event-Type"] = event_type
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    if invite is not None:
+        message.add_alternative(
+            invite.body,
+            maintype="text",
+            subtype="calendar",
+            params={"method": invite.method, "charset": "utf-8"},
+        )
     return message

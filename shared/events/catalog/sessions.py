@@ -227,6 +227,13 @@ class SessionScheduled(_SessionsTopicEvent):
     data: SessionEventData
 
 
+class SessionRescheduled(_SessionsTopicEvent):
+    """A scheduled session moved (``session.previous_starts_at`` says from when)."""
+
+    type: Literal["session.rescheduled"] = "session.rescheduled"
+    data: SessionEventData
+
+
 class SessionReminder(_SessionsTopicEvent):
     type: Literal["session.reminder"] = "session.reminder"
     data: SessionReminderData
@@ -257,6 +264,7 @@ SESSION_EVENTS: tuple[type[CloudEvent], ...] = (
     StreakUpdated,
     StreakBroken,
     SessionScheduled,
+    SessionRescheduled,
     SessionReminder,
     SessionHeld,
     SessionNoShow,
