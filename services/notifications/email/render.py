@@ -42,6 +42,8 @@ GENERIC = "_generic"
 HEADER_POLICY = email.policy.SMTP.clone(max_line_length=998)
 """CRLF, and lines up to RFC 5322's limit, so a long List-Unsubscribe URL is never encoded."""
 PARTS = ("subject.txt", "body.txt", "body.html")
+CALENDAR_LINK_TYPES = frozenset({"checkin.due_soon", "session.reminder"})
+"""Emails that carry an "add to calendar" link to the recipient's feed of the goal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ class EmailRenderer:
             "checkin": None,
             "acknowledge": None,
             "snooze": None,
+            "calendar": None,
         }
         if goal_id and occurrence_id and event_type in MISS_TYPES | {"checkin.due_soon"}:
             sessions = self._settings.sessions_public_url.rstrip("/")
@@ -153,6 +156,18 @@ class EmailRenderer:
                     now=now,
                 )
                 links[action] = f"{sessions}/v1/links/{action}?token={quote(token)}"
+        if goal_id and event_type in CALENDAR_LINK_TYPES:
+            sessions = self._settings.sessions_public_url.rstrip("/")
+            token = sign_link(
+                self._link_secret,
+                action="calendar-subscribe",
+                tenant_id=tenant_id,
+                subject=goal_id,
+                claims={"email": email},
+                ttl=timedelta(days=self._settings.action_link_days),
+                now=now,
+            )
+            links["calendar"] = f"{sessions}/v1/links/calendar?token={quote(token)}"
         return links
 
     def render(

@@ -142,6 +142,20 @@ class CalendarService(GoalTimeline):
             ],
         )
 
+    async def participant_feed(self, tenant_id: str, goal_id: str, email: str) -> CalendarLink:
+        """One participant's feed of one goal (the "add to calendar" link of reminder emails)."""
+        email = email.lower()
+        async with self._db.reader() as session:
+            repo = SessionsRepository(session)
+            row = await repo.goal(tenant_id, goal_id)
+            if row is None or not _takes_part(row, email):
+                raise not_found(goal_id)
+            feeds = await repo.calendar_feeds(tenant_id, [goal_id])
+        found = {(feed.goal_id, feed.email): feed for feed in feeds}
+        if (goal_id, email) not in found:
+            found.update(await self._create(tenant_id, [(goal_id, email)]))
+        return self.link(found[(goal_id, email)])
+
     async def _create(
         self, tenant_id: str, keys: list[tuple[str, str]]
     ) -> dict[tuple[str, str], CalendarFeed]:

@@ -101,7 +101,8 @@ async def test_feeds_list_rotate_revoke_and_show_only_ones_own(
         assert people["ada@example.com"]["role"] == "mentee"
         assert await listing(app, goal_id) == people, "the URLs are stable until rotated"
         ada, linus = people["ada@example.com"], people["linus@example.com"]
-        assert ada["goal_feed"]["scope"] == "goal" and ada["person_feed"]["scope"] == "person"
+        assert ada["goal_feed"]["scope"] == "goal"
+        assert ada["person_feed"]["scope"] == "person"
         assert ada["goal_feed"]["url"] != linus["goal_feed"]["url"]
         other = auth_headers("globex")
         assert (
@@ -112,7 +113,8 @@ async def test_feeds_list_rotate_revoke_and_show_only_ones_own(
         calendar = await feed(app, ada["goal_feed"]["url"])
         checkins = events(calendar, "checkin-")
         starts = [e.decoded("dtstart").astimezone(UTC) for e in checkins]
-        assert len(starts) == 6 and starts == sorted(starts)
+        assert len(starts) == 6
+        assert starts == sorted(starts)
         assert all(e["dtstart"].params["TZID"] == "Europe/Berlin" for e in checkins)
         assert {e.decoded("dtstart").strftime("%a %H:%M") for e in checkins} == {
             "Mon 09:00",
@@ -149,13 +151,15 @@ async def test_feeds_list_rotate_revoke_and_show_only_ones_own(
         same = await app.http.get(
             path_of(app, ada["goal_feed"]["url"]), headers={"If-None-Match": etag}
         )
-        assert same.status_code == 304 and same.content == b""
+        assert same.status_code == 304
+        assert same.content == b""
         cancelled = await app.http.post(f"/v1/sessions/{session_id}/cancel", headers=app.headers)
         assert cancelled.status_code == 200
         changed = await app.http.get(
             path_of(app, ada["goal_feed"]["url"]), headers={"If-None-Match": etag}
         )
-        assert changed.status_code == 200 and changed.headers["etag"] != etag
+        assert changed.status_code == 200
+        assert changed.headers["etag"] != etag
         (session,) = events(Calendar.from_ical(changed.content), "session-")
         assert str(session["status"]) == "CANCELLED"
         assert session.decoded("sequence") == 1
@@ -206,6 +210,28 @@ async def test_feeds_list_rotate_revoke_and_show_only_ones_own(
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["detail"] == "no such calendar"
 
+        # The "add to calendar" link of reminder emails shows the recipient's feed of the goal.
+        def subscribe_link(email: str, goal: str = goal_id, secret: str = SECRET) -> str:
+            token = sign_link(
+                secret,
+                action="calendar-subscribe",
+                tenant_id="acme",
+                subject=goal,
+                claims={"email": email},
+            )
+            return f"/v1/links/calendar?token={token}"
+
+        html = {"Accept": "text/html"}
+        page = await app.http.get(subscribe_link("Ada@example.com"), headers=html)
+        assert page.status_code == 200, page.text
+        assert ada["goal_feed"]["url"] in page.text
+        assert "webcal://" in page.text
+        assert (
+            await app.http.get(subscribe_link("linus@example.com", other_goal))
+        ).status_code == 404
+        forged_page = subscribe_link("ada@example.com", secret="x" * 40)
+        assert (await app.http.get(forged_page, headers=html)).status_code == 400
+
         # Rotation: the old URL stops, the new one works; revocation stops it until rotated.
         feed_id = ada["goal_feed"]["feed_id"]
         assert (
@@ -219,7 +245,8 @@ async def test_feeds_list_rotate_revoke_and_show_only_ones_own(
         assert (await app.http.get(path_of(app, new_url))).status_code == 200
         assert (await listing(app, goal_id))["ada@example.com"]["goal_feed"]["url"] == new_url
         revoked = await app.http.post(f"/v1/calendars/{feed_id}/revoke", headers=app.headers)
-        assert revoked.status_code == 200 and revoked.json()["url"] is None
+        assert revoked.status_code == 200
+        assert revoked.json()["url"] is None
         assert revoked.json()["revoked_at"] is not None
         assert (await app.http.get(path_of(app, new_url))).status_code == 404
         assert (await listing(app, goal_id))["ada@example.com"]["goal_feed"]["url"] is None
@@ -257,5 +284,6 @@ async def test_feeds_list_rotate_revoke_and_show_only_ones_own(
         )
         await app.wait_projected(goal_id, 3)
         ended = await feed(app, grace_url)
-        assert ended.name == "VCALENDAR" and str(ended["version"]) == "2.0"
+        assert ended.name == "VCALENDAR"
+        assert str(ended["version"]) == "2.0"
         assert not ended.walk("VEVENT")
