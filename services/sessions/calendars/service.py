@@ -95,20 +95,25 @@ class CalendarService(GoalTimeline):
 
     async def _feed_of_token(self, token: str) -> CalendarFeed:
         try:
-            claims = verify_link(self._secret, token, action=ACTION)
-        except LinkError:
+            claims = verify_link(self._secret, token, action=ACTION, now=self.now())
+        except LinkError as error:
+            log.info("sessions.calendar.refused", reason=str(error))
             raise feed_not_found() from None
         feed_id, version = claims.get("sub"), claims.get("v")
         if not isinstance(feed_id, str) or len(feed_id) > 36 or not isinstance(version, int):
+            log.info("sessions.calendar.refused", reason="incomplete token")
             raise feed_not_found()
         async with self._db.reader() as session:
             feed = await SessionsRepository(session).calendar_feed(feed_id)
-        if (
-            feed is None
-            or feed.tenant_id != claims.get("tenant")
-            or feed.version != version
-            or feed.revoked_at is not None
-        ):
+        reason = None
+        if feed is None or feed.tenant_id != claims.get("tenant"):
+            reason = "no such feed"
+        elif feed.version != version:
+            reason = "rotated since"
+        elif feed.revoked_at is not None:
+            reason = "revoked"
+        if reason or feed is None:
+            log.info("sessions.calendar.refused", reason=reason, feed_id=feed_id)
             raise feed_not_found()
         return feed
 
