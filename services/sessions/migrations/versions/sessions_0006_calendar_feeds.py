@@ -1,7 +1,7 @@
 """Calendar feeds (one revocable, rotatable token per person and goal) and session SEQUENCE.
 
-Revision ID: sessions_0005
-Revises: sessions_0004
+Revision ID: sessions_0006
+Revises: sessions_0005
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from shared.db.types import UtcDateTime
 
-revision: str = "sessions_0005"
-down_revision: str | Sequence[str] | None = "sessions_0004"
+revision: str = "sessions_0006"
+down_revision: str | Sequence[str] | None = "sessions_0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
