@@ -12,7 +12,11 @@ Phases: a warm-up (consumer groups joined, connections open), a steady 200
 events/s for 60 s, then the highest rate that holds 60 s with p99 under 1 s
 (short probes climb a ladder of rates; the best is confirmed for the full 60 s).
 
-    python -m bench.e2e [--postgres] [--quick]
+    python -m bench.e2e [--postgres] [--quick] [--tracing]
+
+``--tracing`` runs the same with OpenTelemetry on at 100% sampling, every
+span exported over OTLP/HTTP to a sink process (``bench/lib/otlp.py``), and
+writes the scenario as ``e2e-tracing``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from bench.lib import results
 from bench.lib.cpu import CpuMeter
 from bench.lib.http import ClientPool
 from bench.lib.options import database_name, install_loop, parser
+from bench.lib.otlp import OtlpSink
 from bench.lib.phase import PhaseResult, throughput_phases
 from bench.lib.profile import profiling
 from bench.lib.receiver import ReceiverProcess
@@ -89,7 +94,12 @@ def goal_sender(stack: RunningStack, pool: ClientPool) -> Any:
 
 
 async def scenario(
-    stack: RunningStack, receiver: ReceiverProcess, *, quick: bool, profile: bool = False
+    stack: RunningStack,
+    receiver: ReceiverProcess,
+    *,
+    quick: bool,
+    profile: bool = False,
+    cpu_only: bool = False,
 ) -> dict[str, Any]:
     await subscribe(stack, receiver, ["goal.created"])
     meter = CpuMeter(
@@ -113,22 +123,49 @@ async def scenario(
                 steady_rate=STEADY_RATE,
                 steady_seconds=20 if quick else 60,
                 meter=meter,
+                cpu_only=cpu_only,
             )
 
 
 def main() -> None:
-    args = parser(__doc__).parse_args()
+    options = parser(__doc__)
+    options.add_argument(
+        "--tracing", action="store_true", help="OpenTelemetry on, 100%% sampled, to an OTLP sink"
+    )
+    args = options.parse_args()
     install_loop()
     started = time.time()
-    with stack_with_receiver(postgres=args.postgres) as (stack, receiver):
-        figures = asyncio.run(scenario(stack, receiver, quick=args.quick, profile=args.profile))
-        figures["rss_mb"] = {s: stack.rss_mb(s) for s in ("goals", "sessions", "notifications")}
+    sink = OtlpSink() if args.tracing else None
+    if sink is not None:
+        sink.start()
+    try:
+        with stack_with_receiver(
+            postgres=args.postgres, extra_env=sink.env() if sink is not None else None
+        ) as (stack, receiver):
+            figures = asyncio.run(
+                scenario(
+                    stack,
+                    receiver,
+                    quick=args.quick,
+                    profile=args.profile,
+                    cpu_only=args.cpu_only,
+                )
+            )
+            if args.cpu_only:
+                return
+            figures["rss_mb"] = {s: stack.rss_mb(s) for s in ("goals", "sessions", "notifications")}
+        if sink is not None:
+            figures["otlp"] = sink.stats()
+    finally:
+        if sink is not None:
+            sink.stop()
     steady: PhaseResult = figures.pop("_steady")
+    low: PhaseResult = figures.pop("_low")
     cpu: dict[str, float] = figures.pop("_cpu").cpu_ms_per_event
     sustained = figures["max"]["sustained_rate"]
     confirmed = figures["max"]["confirmed"] or {}
     results.write(
-        "e2e",
+        "e2e-tracing" if args.tracing else "e2e",
         figures,
         headlines=[
             headline(
@@ -152,6 +189,8 @@ def main() -> None:
                 headline(f"  {name} CPU per event", cpu[name], "ms", "", None)
                 for name in ("broker", "generator", "receiver")
             ),
+            headline("at 20/s p50", low.latency["p50_ms"], "ms", "", None),
+            headline("at 20/s p99", low.latency["p99_ms"], "ms", "", None),
             headline(
                 "steady 200/s p50",
                 steady.latency["p50_ms"],
@@ -190,7 +229,8 @@ def main() -> None:
         ],
         database=database_name(args.postgres),
         void=not steady.ledger["balanced"],
-        notes="POST /v1/goals -> outbox -> Kafka -> notifications intake -> dispatcher -> webhook",
+        notes="POST /v1/goals -> outbox -> Kafka -> notifications intake -> dispatcher -> webhook"
+        + (", tracing on (100% sampled, OTLP/HTTP to a sink)" if args.tracing else ""),
         started_at=started,
     )
 

@@ -179,11 +179,14 @@ def main() -> None:
     started = time.time()
     figures = run(quick=args.quick)
     steady: PhaseResult = figures.pop("_steady")
+    low: PhaseResult = figures.pop("_low")
     sustained = figures["max"]["sustained_rate"]
     results.write(
         "floor",
         figures,
         headlines=[
+            headline("at 20/s p50", low.latency["p50_ms"], "ms"),
+            headline("at 20/s p99", low.latency["p99_ms"], "ms"),
             headline("steady 200/s p50", steady.latency["p50_ms"], "ms"),
             headline("steady 200/s p99", steady.latency["p99_ms"], "ms"),
             headline("highest rate held 60 s, p99 < 1 s", sustained, "deliveries/s"),

@@ -15,6 +15,8 @@ import orjson
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
+from shared import tracing
+
 LogFormat = Literal["json", "console", "auto"]
 
 _NOISY_LIBRARIES = {
@@ -73,6 +75,10 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         _drop_color_message,
     ]
+    if tracing.enabled:  # trace_id and span_id beside the correlation id, inside a span
+        from shared.tracing.logs import add_trace_ids
+
+        shared.append(add_trace_ids)
     rendering: list[Processor] = [
         structlog.stdlib.ProcessorFormatter.remove_processors_meta,
         _service_adder(service),

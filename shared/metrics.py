@@ -86,3 +86,13 @@ ENDPOINTS = Gauge(
     "Webhook endpoints by state (enabled, disabled, failing).",
     ["service", "state"],
 )
+RETENTION_PURGED = Counter(
+    "followthrough_retention_purged_total",
+    "Rows deleted by the retention purger because they outlived their window, by kind.",
+    ["service", "kind"],
+)
+RETENTION_OLDEST_AGE = Gauge(
+    "followthrough_retention_oldest_row_age_seconds",
+    "Age of the oldest row of each kind the purger looks after (of those it may delete).",
+    ["service", "kind"],
+)

@@ -21,6 +21,11 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
         action="store_true",
         help="sample the services with py-spy into bench/results/profiles/",
     )
+    p.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="only the warm-up and the CPU-per-event phase; prints, writes no results",
+    )
     return p
 
 

@@ -31,6 +31,8 @@ Send = Callable[[str], Awaitable[None]]
 
 CPU_PHASE_RATE = 100.0
 """The rate CPU per event is measured at: well below saturation, so it counts work, not queueing."""
+LOW_RATE = 20.0
+"""A light load: its latency is what polls, waits and lingers cost, with no queueing at all."""
 
 
 def load_average() -> float:
@@ -249,8 +251,11 @@ async def throughput_phases(
     steady_rate: float,
     steady_seconds: float,
     meter: CpuMeter | None = None,
+    cpu_only: bool = False,
 ) -> dict[str, Any]:
     """A warm-up, a steady rate, then the highest rate held (as e2e and the floor measure).
+
+    ``cpu_only`` stops after the CPU phase: the quick loop for judging one change.
 
     With a ``meter``, a steady 100/s phase after the warm-up measures CPU per
     event per process. The steady phase's :class:`PhaseResult` comes back under
@@ -276,6 +281,10 @@ async def throughput_phases(
             meter=meter,
         )
         print(f"cpu at {CPU_PHASE_RATE:g}/s: {cpu.cpu_ms_per_event} ms per event", flush=True)
+        if cpu_only:
+            return {"warm_up": warm.figures(), "cpu": cpu.figures(), "_cpu": cpu}
+    low = await run("low", LOW_RATE, 10 if quick else 30)
+    print(f"low {LOW_RATE:g}/s: {low.ledger} {low.latency}", flush=True)
     steady = await run("steady", steady_rate, steady_seconds)
     print(f"steady: {steady.ledger} {steady.latency}", flush=True)
     ladder = await highest_sustained_rate(
@@ -286,8 +295,10 @@ async def throughput_phases(
     )
     figures: dict[str, Any] = {
         "warm_up": warm.figures(),
+        "low_rate": low.figures(),
         "steady": steady.figures(),
         "max": ladder,
+        "_low": low,
         "_steady": steady,
     }
     if cpu is not None:

@@ -175,13 +175,16 @@ def embedded_stack(
 
 @contextlib.contextmanager
 def stack_with_receiver(
-    *, postgres: bool = False, hang_seconds: float = 15.0
+    *,
+    postgres: bool = False,
+    hang_seconds: float = 15.0,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[RunningStack, ReceiverProcess]]:
     """The embedded stack and a verifying webhook receiver, both stopped afterwards."""
     receiver = ReceiverProcess(hang_seconds=hang_seconds)
     receiver.start()
     try:
-        with embedded_stack(postgres=postgres) as stack:
+        with embedded_stack(postgres=postgres, extra_env=extra_env) as stack:
             yield stack, receiver
     finally:
         receiver.stop()

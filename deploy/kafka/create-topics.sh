@@ -23,6 +23,8 @@ sessions           12  604800000   delete
 sessions.dlq        3  2419200000  delete
 notifications      12  604800000   delete
 notifications.dlq   3  2419200000  delete
+privacy             6  604800000   delete
+privacy.dlq         3  2419200000  delete
 control             1  34560000000 delete
 "
 

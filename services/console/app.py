@@ -33,6 +33,7 @@ from services.console.settings import ConsoleSettings
 from services.console.signin import Revocations, Sealer
 from services.console.upstream import Upstream
 from services.console.web import Console, build_templates
+from shared import tracing
 from shared.auth.setup import build_verifier
 from shared.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from shared.logs import get_logger
@@ -136,6 +137,10 @@ def create_app(
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     for router in PAGE_ROUTERS:
         app.include_router(router)
+    if tracing.enabled:  # its calls to the services' APIs (httpx) continue the page's trace
+        from shared.tracing.sdk import instrument_app
+
+        instrument_app(app)
     return app
 
 

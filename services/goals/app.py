@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,21 @@ from services.goals.api import router
 from services.goals.api.ingest import BATCH_COMPONENTS
 from services.goals.ingest.service import BatchIngestor
 from services.goals.models import Base
+from services.goals.privacy.confirmations import ErasureConfirmations
+from services.goals.privacy.export import PeopleExport
+from services.goals.privacy.service import ErasureService
+from services.goals.retention import goals_rules
 from services.goals.scheduler import OverdueTimer
 from services.goals.service import GoalsService
 from services.goals.settings import GoalsSettings
 from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
+from shared.events.catalog.privacy import PRIVACY_TOPIC
 from shared.http.app import create_service_app
+from shared.kafka.config import dlq_topic
+from shared.kafka.consumer import ConsumerRunner
+from shared.retention.api import router as retention_router
+from shared.retention.setup import build_purger
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
@@ -32,12 +42,13 @@ changed the goal meanwhile. Every POST honours `Idempotency-Key`. Errors are
 
 def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
+    privacy_topic = settings.topic(PRIVACY_TOPIC)
     runtime = ServiceRuntime(
         settings,
         service="goals",
         metadata=Base.metadata,
         migrations=MIGRATIONS,
-        topics=[settings.topic(GOALS_TOPIC)],
+        topics=[settings.topic(GOALS_TOPIC), privacy_topic, dlq_topic(privacy_topic)],
     )
     service = GoalsService(runtime.database, runtime.outbox, clock)
     timer = runtime.add(
@@ -49,16 +60,49 @@ def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAP
         )
     )
     service.wake_timer = timer.wake.set
+    erasures = ErasureService(
+        runtime.database,
+        runtime.outbox,
+        clock,
+        privacy_key=settings.privacy_key.get_secret_value(),
+        # A dead-lettered copy lives as long as its DLQ topic keeps it.
+        topic_retention=timedelta(
+            hours=max(settings.kafka_topic_retention_hours, settings.kafka_dlq_retention_hours)
+        ),
+    )
+    runtime.add(
+        ConsumerRunner(
+            settings,
+            topics=[privacy_topic],
+            group_id=settings.group("goals-privacy"),
+            handler=ErasureConfirmations(runtime.database, erasures),
+            producer=runtime.producer,
+            service="goals",
+            dead_letters=runtime.dead_letters,
+            broker=runtime.broker,
+        )
+    )
+    retention = build_purger(runtime, clock, goals_rules())
     app = create_service_app(
         runtime,
         title="Followthrough goals",
         description=DESCRIPTION,
-        routers=[router],
+        routers=[router, retention_router],
     )
     app.state.goals = service
+    app.state.erasures = erasures
+    app.state.people_export = PeopleExport(
+        runtime.database,
+        erasures,
+        clock,
+        sessions_url=settings.sessions_url,
+        notifications_url=settings.notifications_url,
+        timeout=settings.export_timeout_seconds,
+    )
     app.state.ingestor = BatchIngestor(service)
     app.state.overdue_timer = timer
     _add_batch_components(app)
+    app.state.retention = retention
     return app
 
 

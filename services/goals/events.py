@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.goals.domain import Change, GoalState
 from services.goals.models import GoalEventRecord, Milestone
+from shared.db import core
 from shared.events.catalog.goals import (
     GoalEventData,
     GoalSnapshot,
@@ -28,6 +29,7 @@ from shared.events.registry import build_event
 from shared.outbox.writer import Outbox
 
 SOURCE = "/followthrough/goals"
+_INSERT_HISTORY = insert(GoalEventRecord)
 
 
 def milestone_snapshot(milestone: Milestone) -> MilestoneSnapshot:
@@ -121,8 +123,9 @@ class EventRecorder:
             return
         payloads = [event.to_json() for event in events]  # one serialisation for both tables
         await self._outbox.add(session, events, payloads)
-        await session.execute(
-            insert(GoalEventRecord),
+        await core.execute(
+            session,
+            _INSERT_HISTORY,
             [
                 {
                     "tenant_id": event.tenantid,

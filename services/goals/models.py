@@ -155,3 +155,26 @@ class IngestedEvent(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     goal_id: Mapped[str | None] = mapped_column(String(36))
     received_at: Mapped[datetime]
+
+
+class Erasure(Base):
+    """A request to forget one person in one tenant, and how far each service has got.
+
+    The person is kept only as ``person_key`` (a keyed hash, see
+    ``shared/privacy/keys.py``); ``parts`` maps each service to its status,
+    the records it changed and when.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (Index("ix_erasures_tenant_person", "tenant_id", "person_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    person_key: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    parts: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    goal_ids: Mapped[list[str]] = mapped_column(JsonType)
+    requested_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    broker_copies_expire_at: Mapped[datetime]

@@ -26,6 +26,9 @@ from services.goals.models import (
     Milestone,
 )
 from services.goals.responses import GoalFilters
+from shared.db import core
+
+_INSERT_PARTICIPANTS = insert(GoalParticipant)
 
 
 class GoalRepository:
@@ -95,35 +98,42 @@ class GoalRepository:
     # -- saving aggregates --------------------------------------------------
 
     async def save(self, states: Sequence[GoalState]) -> None:
-        """Stage what changed: new goals first (their rows are referenced), then the rest."""
-        new = [s.goal for s in states if s.is_new]
-        if new:
-            self._session.add_all(new)
-            await self._session.flush()
+        """Write what changed: new goals first (their rows are referenced), then the rest.
+
+        New rows (goals, participants, milestones, progress reports) go in as
+        one multi-row Core INSERT per table and are then attached to the
+        session as persistent, so a later change to them in this transaction
+        is still flushed as an UPDATE; changes to loaded goals are the ORM's
+        (it tracks which columns changed).
+        """
+        await core.insert_new(self._session, [s.goal for s in states if s.is_new])
         replaced = [s.goal.id for s in states if s.participants_changed and not s.is_new]
         if replaced:
-            await self._session.execute(
-                delete(GoalParticipant).where(GoalParticipant.goal_id.in_(replaced))
+            await core.execute(
+                self._session,
+                delete(GoalParticipant).where(GoalParticipant.goal_id.in_(replaced)),
             )
-        rows: list[Any] = []
+        added: list[Any] = []
+        participants: list[dict[str, Any]] = []
         for state in states:
-            rows.extend(state.added)
+            added.extend(state.added)
             state.added.clear()
             if state.participants_changed:
-                rows.extend(
-                    GoalParticipant(
-                        goal_id=state.goal.id,
-                        position=index,
-                        tenant_id=state.goal.tenant_id,
-                        role=person.role,
-                        email=person.email.lower(),
-                    )
+                participants.extend(
+                    {
+                        "goal_id": state.goal.id,
+                        "position": index,
+                        "tenant_id": state.goal.tenant_id,
+                        "role": person.role,
+                        "email": person.email.lower(),
+                    }
                     for index, person in enumerate(state.participants)
                 )
                 state.participants_changed = False
             state.is_new = False
-        self._session.add_all(rows)
-        await self._session.flush()
+        if participants:
+            await core.execute(self._session, _INSERT_PARTICIPANTS, participants)
+        await core.insert_new(self._session, added)
 
     # -- listing --------------------------------------------------------------
 

@@ -22,3 +22,12 @@ class GoalsSettings(ServiceSettings):
         description="How often the overdue timer looks for milestones whose due date passed.",
     )
     overdue_batch_size: int = Field(default=100, ge=1, le=10_000)
+    sessions_url: str = Field(
+        default="http://127.0.0.1:8002",
+        description="Where goals reaches sessions for a person's export (GET /v1/people/export).",
+    )
+    notifications_url: str = Field(
+        default="http://127.0.0.1:8003",
+        description="Where goals reaches notifications for a person's export.",
+    )
+    export_timeout_seconds: float = Field(default=15.0, gt=0, le=300)

@@ -14,6 +14,11 @@ from services.notifications.email.smtp import SmtpPool
 from services.notifications.intake import IntakeHandler
 from services.notifications.models import Base
 from services.notifications.operations import OperationsService
+from services.notifications.privacy.erasure import NotificationsErasure
+from services.notifications.privacy.export import NotificationsExport
+from services.notifications.privacy.suppression import SuppressionCheck
+from services.notifications.retention import notifications_rules
+from services.notifications.routing import track_routing_changes
 from services.notifications.service import EndpointsService
 from services.notifications.settings import NotificationsSettings
 from services.notifications.webhooks.sender import WebhookSender
@@ -22,10 +27,14 @@ from services.notifications.webhooks.ssrf import AddressPolicy, Guard, Resolver,
 from shared.clock import Clock, SystemClock
 from shared.events.catalog.goals import GOALS_TOPIC
 from shared.events.catalog.notifications import NOTIFICATIONS_TOPIC
+from shared.events.catalog.privacy import PRIVACY_TOPIC
 from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
 from shared.kafka.consumer import ConsumerRunner
+from shared.privacy.api import part_router
+from shared.retention.api import router as retention_router
+from shared.retention.setup import build_purger
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
@@ -43,8 +52,14 @@ def create_app(
     resolver: Resolver | None = None,
 ) -> FastAPI:
     """Build the service. ``clock`` drives retries and digests; ``resolver`` plays DNS in tests."""
+    track_routing_changes()  # every replica's routing cache learns of this one's changes
     clock = clock or SystemClock()
-    consumed = [settings.topic(GOALS_TOPIC), settings.topic(SESSIONS_TOPIC)]
+    # The privacy topic too: integrators' endpoints hear of erasures, to forget the person.
+    consumed = [
+        settings.topic(GOALS_TOPIC),
+        settings.topic(SESSIONS_TOPIC),
+        settings.topic(PRIVACY_TOPIC),
+    ]
     runtime = ServiceRuntime(
         settings,
         service="notifications",
@@ -56,6 +71,7 @@ def create_app(
             *(dlq_topic(topic) for topic in consumed),
         ],
     )
+    privacy_key = settings.privacy_key.get_secret_value()
     guard = Guard(AddressPolicy(settings.webhook_allowed_networks), resolver or system_resolver)
     box = SecretBox(settings.secrets_key.get_secret_value())
     sender = WebhookSender(
@@ -82,6 +98,7 @@ def create_app(
                 first_webhook_delay=settings.webhook_retry_schedule_seconds[0],
                 first_email_delay=settings.email_retry_schedule_seconds[0],
                 handoff=dispatcher,
+                suppression=SuppressionCheck(privacy_key),
             ),
             producer=runtime.producer,
             service="notifications",
@@ -89,11 +106,24 @@ def create_app(
             broker=runtime.broker,
         )
     )
+    runtime.add(
+        ConsumerRunner(
+            settings,
+            topics=[settings.topic(PRIVACY_TOPIC)],
+            group_id=settings.group(f"{settings.consumer_group}-privacy"),
+            handler=NotificationsErasure(runtime.database, runtime.outbox, clock, privacy_key),
+            producer=runtime.producer,
+            service="notifications",
+            dead_letters=runtime.dead_letters,
+            broker=runtime.broker,
+        )
+    )
+    retention = build_purger(runtime, clock, notifications_rules())
     app = create_service_app(
         runtime,
         title="Followthrough notifications",
         description="Webhook endpoints and email rules; messages, deliveries and attempts.",
-        routers=[api.router],
+        routers=[api.router, retention_router, part_router("notifications")],
         tags=TAGS,
     )
     app.state.endpoints = EndpointsService(runtime, settings, guard, box, clock, dispatcher.wake)
@@ -102,4 +132,6 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.digest = digest
     app.state.smtp = smtp
+    app.state.retention = retention
+    app.state.person_export = NotificationsExport(runtime.database, privacy_key)
     return app

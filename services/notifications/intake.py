@@ -13,6 +13,7 @@ explains exactly what happened at the time, not what would happen today.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,12 +41,20 @@ from services.notifications.models import (
     Delivery,
     DigestEntry,
     Endpoint,
+    ErasedMessage,
     GoalQuietHours,
     Message,
     Preference,
 )
+from services.notifications.privacy.suppression import (
+    Suppressed,
+    SuppressionCheck,
+    erased_message_rows,
+)
 from services.notifications.repository import NotificationsRepository
+from services.notifications.routing import RoutingCache
 from services.notifications.webhooks.matching import payload_matches, type_matches
+from shared import tracing
 from shared.clock import Clock
 from shared.db.database import Database
 from shared.events.catalog.goals import GoalSnapshot
@@ -54,6 +63,23 @@ from shared.kafka.consumed import ConsumedEvent, event_scope
 from shared.logs import get_logger
 
 log = get_logger(__name__)
+
+
+def _routing_span(event: CloudEvent, started: int, webhooks: int, emails: int) -> None:
+    """The routing decision as a span of the event's handling (it took from ``started``)."""
+    from shared.tracing.spans import span
+
+    with span(
+        f"route {event.type}",
+        start_time=started,
+        attributes={
+            "cloudevents.event_id": event.id,
+            "cloudevents.event_type": event.type,
+            "followthrough.routing.webhooks": webhooks,
+            "followthrough.routing.emails": emails,
+        },
+    ):
+        pass
 
 
 def goal_id_of(event: CloudEvent) -> str | None:
@@ -71,6 +97,9 @@ class BatchContext:
     unsubscribed: set[tuple[str, str, str]]
     quiet_hours: dict[tuple[str, str], GoalQuietHours]
     quiet_updates: dict[tuple[str, str], GoalSnapshot] = field(default_factory=dict)
+    suppressed: Suppressed = field(default_factory=Suppressed)
+    """Erased people among the batch's: never emailed, and scrubbed from what is stored."""
+    erased: list[tuple[str, str]] = field(default_factory=list)
 
 
 class IntakeHandler:
@@ -83,11 +112,14 @@ class IntakeHandler:
         first_webhook_delay: float = 0.0,
         first_email_delay: float = 0.0,
         handoff: Handoff | None = None,
+        suppression: SuppressionCheck | None = None,
     ) -> None:
         self._db = database
+        self._suppression = suppression
         self._wake = wake_dispatcher
         self._handoff = handoff
         self._clock = clock
+        self._routing = RoutingCache()
         self._webhook_delay = timedelta(seconds=first_webhook_delay)
         self._email_delay = timedelta(seconds=first_email_delay)
 
@@ -130,6 +162,10 @@ class IntakeHandler:
             if not fresh:
                 return 0
             context = await self._load(repository, emails, [item.event for item in fresh])
+            if self._suppression is not None:
+                context.suppressed = await self._suppression.load(
+                    session, [item.event for item in fresh]
+                )
             await self._project_quiet_hours(emails, context)
             now = self._clock.now()
             for item in fresh:
@@ -140,6 +176,10 @@ class IntakeHandler:
             await repository.insert_many(Message, rows.messages)
             await repository.insert_many(Delivery, rows.deliveries)
             await repository.insert_many(DigestEntry, rows.digests)
+            if context.erased:
+                await repository.insert_many(
+                    ErasedMessage, erased_message_rows(context.erased, now)
+                )
         return created
 
     def _lease_now(
@@ -167,7 +207,7 @@ class IntakeHandler:
         events: list[CloudEvent],
     ) -> BatchContext:
         tenants = sorted({event.tenantid for event in events})
-        rules = await emails.rules(tenants)
+        endpoints, rules = await self._routing.load(repository, emails, tenants)
         goals: set[tuple[str, str]] = set()
         updates: dict[tuple[str, str], GoalSnapshot] = {}
         for event in events:
@@ -182,7 +222,7 @@ class IntakeHandler:
                 updates[key] = goal
         pairs = _pairs_to_look_up(events, rules)
         return BatchContext(
-            endpoints=await repository.tenant_endpoints(tenants),
+            endpoints=endpoints,
             rules=rules,
             preferences=await emails.preferences(pairs),
             unsubscribed=await emails.unsubscribed(pairs),
@@ -221,8 +261,16 @@ class IntakeHandler:
     ) -> int:
         event = item.event
         routing: list[dict[str, Any]] = []
+        started = time.time_ns() if tracing.enabled else 0
         webhooks = self._route_webhooks(event, context, routing, rows, now)
         emails = self._route_emails(event, context, routing, rows, now)
+        if tracing.enabled:
+            _routing_span(event, started, webhooks, emails)
+        payload = item.record.value or event.to_json()
+        scrubbed = context.suppressed.scrub(event, payload)
+        if scrubbed is not None:  # names an erased person: stored without them, never replayed
+            payload = scrubbed
+            context.erased.append((event.id, event.tenantid))
         rows.messages.append(
             {
                 "id": event.id,
@@ -231,7 +279,7 @@ class IntakeHandler:
                 "kind": "event",
                 "goal_id": goal_id_of(event),
                 "correlation_id": event.correlationid,
-                "payload": item.record.value or event.to_json(),
+                "payload": payload,
                 "routing": routing,
                 "event_time": event.time,
                 "created_at": now,
@@ -311,6 +359,10 @@ class IntakeHandler:
                 "matched": False,
             }
             routing.append(entry)
+            if (event.tenantid, person.email) in context.suppressed:
+                entry["target"] = context.suppressed.stand_in(event.tenantid, person.email)
+                entry["reason"] = "erased"
+                continue
             digest = preference is not None and preference.delivery == "digest"
             if digest and event.type in DIGEST_TYPES:
                 rows.digests.append(digest_values(event, person, now))

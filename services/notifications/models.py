@@ -13,7 +13,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db.tables import new_metadata
@@ -45,6 +55,19 @@ class Endpoint(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class RoutingVersion(Base):
+    """One row whose version changes with every change to endpoints or email rules.
+
+    What a process caches for routing (``services.notifications.routing``) is
+    current exactly while this number is the one it was loaded under.
+    """
+
+    __tablename__ = "routing_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class Message(Base):
@@ -187,3 +210,29 @@ class GoalQuietHours(Base):
     quiet_start: Mapped[str | None] = mapped_column(String(5))
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     version: Mapped[int] = mapped_column(Integer)
+
+
+class Suppression(Base):
+    """An erased person: no email goes to them in this tenant again.
+
+    Only the person's key is kept (a keyed hash of tenant and address, see
+    ``shared/privacy/keys.py``), so the entry cannot be read back into an address.
+    """
+
+    __tablename__ = "suppressions"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erasure_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class ErasedMessage(Base):
+    """A stored message rewritten by an erasure: it is never replayed."""
+
+    __tablename__ = "erased_messages"
+
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    erasure_id: Mapped[str | None] = mapped_column(String(128))
+    erased_at: Mapped[datetime]

@@ -8,8 +8,11 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.notifications.intake_rows import new_delivery
-from services.notifications.models import Delivery, Message
+from services.notifications.models import Delivery, ErasedMessage, Message
 from services.notifications.repository import (
     CANCELLED,
     FAILED,
@@ -171,6 +174,7 @@ class OperationsService:
             message = await repository.message(tenant_id, message_id)
             if message is None:
                 raise ProblemError(404, f"message {message_id} not found", slug="not-found")
+            await refuse_erased(session, message.id)
             if endpoint_id is not None:
                 endpoint = await repository.endpoint(tenant_id, endpoint_id)
                 if endpoint is None:
@@ -271,6 +275,21 @@ class OperationsService:
             event_id=message.id,
             event_type=message.event_type,
             decisions=[RoutingDecision.model_validate(item) for item in message.routing or []],
+        )
+
+
+async def refuse_erased(session: AsyncSession, message_id: str) -> None:
+    """A message that named an erased person is never sent again: 409 person-erased."""
+    erased = await session.scalar(
+        select(ErasedMessage.erased_at).where(ErasedMessage.message_id == message_id)
+    )
+    if erased is not None:
+        raise ProblemError(
+            409,
+            f"message {message_id} named a person who has since been erased; it is not "
+            "replayed (its stored copy no longer holds them)",
+            slug="person-erased",
+            erased_at=erased.isoformat(),
         )
 
 

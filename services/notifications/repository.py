@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     CursorResult,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -22,7 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifications.models import Attempt, Delivery, Endpoint, Message
+from services.notifications.models import Attempt, Delivery, Endpoint, Message, RoutingVersion
+from shared.db import core
 
 PENDING = "pending"
 SUCCEEDED = "succeeded"
@@ -31,8 +33,61 @@ CANCELLED = "cancelled"
 SUPERSEDED = "superseded"
 
 
+_deliveries = Delivery.__table__.c
+_DELIVERY_PROGRESS = select(
+    _deliveries.id,
+    _deliveries.status,
+    _deliveries.attempts,
+    _deliveries.next_attempt_at,
+    _deliveries.last_status_code,
+    _deliveries.last_error,
+).where(_deliveries.id.in_(bindparam("ids", expanding=True)))
+_INSERT_ATTEMPT = insert(Attempt)
+_ROUTING_VERSION = select(RoutingVersion.version).where(RoutingVersion.id == 1)
+BUMP_ROUTING_VERSION = (
+    update(RoutingVersion).where(RoutingVersion.id == 1).values(version=RoutingVersion.version + 1)
+)
+_MESSAGES_KNOWN = select(Message.id).where(Message.id.in_(bindparam("ids", expanding=True)))
+
+
+class _Inserts(dict[Any, Any]):
+    """One prebuilt INSERT per model, made on first use."""
+
+    def __missing__(self, model: Any) -> Any:
+        self[model] = statement = insert(model.__table__)
+        return statement
+
+
+_INSERT_INTO = _Inserts()
+_ADVANCE_DELIVERY = (
+    update(Delivery)
+    .where(_deliveries.id == bindparam("delivery_id"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("new_attempts"),
+        next_attempt_at=bindparam("new_next_attempt_at"),
+        locked_until=None,
+        last_status_code=bindparam("new_last_status_code"),
+        last_error=bindparam("new_last_error"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+
+
 def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+@dataclass(slots=True)
+class DeliveryProgress:
+    """The part of a delivery an attempt's outcome moves on (read and written with Core)."""
+
+    id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +109,7 @@ class NotificationsRepository:
     async def insert_many(self, model: Any, rows: list[dict[str, Any]]) -> None:
         """One multi-row INSERT through the table, bypassing the ORM's unit of work."""
         if rows:
-            await self._session.execute(insert(model.__table__), rows)
+            await core.execute(self._session, _INSERT_INTO[model], rows)
 
     async def snapshot(self) -> None:
         """Make the rest of this read transaction see one snapshot (PostgreSQL).
@@ -121,18 +176,30 @@ class NotificationsRepository:
         )
         return list(rows.scalars())
 
+    async def routing_version(self) -> int:
+        """The version of endpoints and email rules (see ``services.notifications.routing``)."""
+        return int((await core.execute(self._session, _ROUTING_VERSION)).scalar_one())
+
+    async def _endpoints_changed(self, result: Any) -> None:
+        if _rowcount(result):
+            await core.execute(self._session, BUMP_ROUTING_VERSION)
+
     async def mark_failing(self, endpoint_id: str, now: datetime) -> None:
-        await self._session.execute(
-            update(Endpoint)
-            .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_(None))
-            .values(failing_since=now)
+        await self._endpoints_changed(
+            await self._session.execute(
+                update(Endpoint)
+                .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_(None))
+                .values(failing_since=now)
+            )
         )
 
     async def clear_failing(self, endpoint_id: str) -> None:
-        await self._session.execute(
-            update(Endpoint)
-            .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_not(None))
-            .values(failing_since=None)
+        await self._endpoints_changed(
+            await self._session.execute(
+                update(Endpoint)
+                .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_not(None))
+                .values(failing_since=None)
+            )
         )
 
     async def disable_endpoint(self, endpoint_id: str, reason: str, now: datetime) -> bool:
@@ -142,6 +209,7 @@ class NotificationsRepository:
             .where(Endpoint.id == endpoint_id, Endpoint.enabled.is_(True))
             .values(enabled=False, disabled_reason=reason, updated_at=now)
         )
+        await self._endpoints_changed(result)
         return _rowcount(result) == 1
 
     async def cancel_pending(self, endpoint_id: str, reason: str, now: datetime) -> int:
@@ -215,7 +283,7 @@ class NotificationsRepository:
     async def existing_message_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
-        rows = await self._session.execute(select(Message.id).where(Message.id.in_(set(ids))))
+        rows = await core.execute(self._session, _MESSAGES_KNOWN, {"ids": list(set(ids))})
         return set(rows.scalars())
 
     async def message(self, tenant_id: str, message_id: str) -> Message | None:
@@ -289,17 +357,36 @@ class NotificationsRepository:
         )
         return list(rows.scalars())
 
-    async def deliveries_by_id(
-        self, ids: Sequence[str], *, refresh: bool = False
-    ) -> dict[str, Delivery]:
-        """Deliveries by id (``refresh`` reloads ones this session already holds)."""
+    async def delivery_progress(self, ids: Sequence[str]) -> dict[str, DeliveryProgress]:
+        """Where these deliveries stand, read fresh (plain rows: the outcome writer's input)."""
         if not ids:
             return {}
-        query = select(Delivery).where(Delivery.id.in_(set(ids)))
-        if refresh:
-            query = query.execution_options(populate_existing=True)
-        rows = await self._session.execute(query)
-        return {delivery.id: delivery for delivery in rows.scalars()}
+        rows = await core.execute(self._session, _DELIVERY_PROGRESS, {"ids": list(set(ids))})
+        return {row.id: DeliveryProgress(**row._mapping) for row in rows}
+
+    async def record_attempts(
+        self, attempts: list[dict[str, Any]], progress: list[DeliveryProgress], now: datetime
+    ) -> None:
+        """Insert attempt rows and write each delivery's new state, one statement each."""
+        if attempts:
+            await core.execute(self._session, _INSERT_ATTEMPT, attempts)
+        if progress:
+            await core.execute(
+                self._session,
+                _ADVANCE_DELIVERY,
+                [
+                    {
+                        "delivery_id": item.id,
+                        "new_status": item.status,
+                        "new_attempts": item.attempts,
+                        "new_next_attempt_at": item.next_attempt_at,
+                        "new_last_status_code": item.last_status_code,
+                        "new_last_error": item.last_error,
+                        "new_updated_at": now,
+                    }
+                    for item in progress
+                ],
+            )
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
         result: Delivery | None = await self._session.get(Delivery, delivery_id)

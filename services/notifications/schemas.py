@@ -212,7 +212,8 @@ class RoutingDecision(BaseModel):
         "unsubscribed",
         "digest",
         "quiet_hours",
-    ]
+        "erased",
+    ] = Field(description="`erased`: the recipient was erased on request, never emailed again.")
     detail: str | None = None
 
 

@@ -74,6 +74,7 @@ class GoalEventHandler:
                 session, CONSUMER, [item.event.id for item in batch]
             )
             rows = await repo.goals_for_update(_goal_id(event) for event in events)
+            known = set(rows)
             applied: set[str] = set()
             for event in events:
                 with event_scope(event):
@@ -83,7 +84,8 @@ class GoalEventHandler:
                         log.info("sessions.event.duplicate", event_type=event.type)
                         continue
                     applied.add(event.id)
-                    await self._apply(event, rows, repo, planner)
+                    await self._apply(event, rows, planner)
+            await repo.insert_new([row for goal_id, row in rows.items() if goal_id not in known])
             await planner.timers.flush()
             await self._outbox.add(session, planner.events)
         if planner.timers_changed:
@@ -93,7 +95,6 @@ class GoalEventHandler:
         self,
         event: CloudEvent,
         rows: dict[str, GoalProjection],
-        repo: SessionsRepository,
         planner: Planner,
     ) -> None:
         data = event.data
@@ -117,8 +118,7 @@ class GoalEventHandler:
                 consecutive_misses=0,
                 ratings=[],
             )
-            repo.add(row)
-            rows[snapshot.goal_id] = row
+            rows[snapshot.goal_id] = row  # inserted with the batch's other new rows
         elif row.tenant_id != event.tenantid:
             log.warning(
                 "sessions.goal_event.foreign_tenant",

@@ -159,6 +159,8 @@ class Timer(Base):
     """Of the request or event that planned the timer: its event carries it on."""
     causation_id: Mapped[str | None] = mapped_column(String(128), default=None)
     """The event that planned the timer, which becomes the causation of the event it emits."""
+    traceparent: Mapped[str | None] = mapped_column(String(128), default=None)
+    """W3C trace context of what planned the timer (tracing on): its firing links to it."""
 
 
 class CoachingSessionRow(Base):

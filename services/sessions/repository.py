@@ -20,6 +20,7 @@ from services.sessions.models import (
     GoalProjection,
     Occurrence,
 )
+from shared.db import core
 
 
 class SessionsRepository:
@@ -31,6 +32,10 @@ class SessionsRepository:
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def insert_new(self, rows: Sequence[object]) -> None:
+        """New rows in one Core INSERT per table (see :func:`shared.db.core.insert_new`)."""
+        await core.insert_new(self.session, rows)
 
     # Goals -----------------------------------------------------------------
 

@@ -37,10 +37,16 @@ TENANT_SCOPES: tuple[str, ...] = (
 )
 """What a tenant's credential holds by default."""
 
+TENANT_ADMIN_SCOPE = "tenant:admin"
+"""A tenant's own administration: erasing a person, exporting their data, retention settings.
+
+Never granted by default: mint it explicitly (``make token TENANT=acme SCOPES="tenant:admin"``).
+"""
+
 OPERATOR_SCOPE = "operator"
 """Widens what the operator APIs show to every tenant (dead letters), never granted by default."""
 
-ALL_SCOPES: tuple[str, ...] = (*TENANT_SCOPES, OPERATOR_SCOPE)
+ALL_SCOPES: tuple[str, ...] = (*TENANT_SCOPES, TENANT_ADMIN_SCOPE, OPERATOR_SCOPE)
 
 
 class AuthError(Exception):

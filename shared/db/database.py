@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from shared import tracing
 from shared.db import sqlite_inline
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -89,6 +90,10 @@ class Database:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
             options["connect_args"] = {"timeout": 5, "command_timeout": 30}
         self.engine: AsyncEngine = create_async_engine(url, **options)
+        if tracing.enabled:
+            from shared.tracing.sdk import instrument_engine
+
+            instrument_engine(self.engine)
         if self.is_sqlite:
             _make_sqlite_transactional(self.engine)
         writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")

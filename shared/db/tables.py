@@ -50,6 +50,10 @@ outbox = Table(
     Column("headers", JsonType, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
+    # W3C trace context of the change that wrote the row (only while tracing is on): the
+    # relay's publish span continues it and hands it on in the record's headers.
+    Column("traceparent", String(128), nullable=True),
+    Column("tracestate", String(512), nullable=True),
 )
 Index(
     "ix_outbox_unsent",
@@ -139,4 +143,14 @@ broker_clusters = Table(
     Column("relay", String(100), primary_key=True),
     Column("cluster_id", String(255), nullable=False),
     Column("seen_at", UtcDateTime, nullable=False),
+)
+
+retention_settings = Table(
+    "retention_settings",
+    platform_metadata,
+    # A tenant's own window for one kind of record (PUT /v1/retention); absent: the default.
+    Column("tenant_id", String(64), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("seconds", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -130,6 +130,13 @@ class Stack:
                 "NOTIFICATIONS_SESSIONS_PUBLIC_URL": env.get(
                     "NOTIFICATIONS_SESSIONS_PUBLIC_URL", f"http://{s.host}:{s.sessions_port}"
                 ),
+                # Goals gathers a person's export from the other two (GET /v1/people/export).
+                "GOALS_SESSIONS_URL": env.get(
+                    "GOALS_SESSIONS_URL", f"http://{s.host}:{s.sessions_port}"
+                ),
+                "GOALS_NOTIFICATIONS_URL": env.get(
+                    "GOALS_NOTIFICATIONS_URL", f"http://{s.host}:{s.notifications_port}"
+                ),
                 "FOLLOWTHROUGH_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
                 "NOTIFICATIONS_WEBHOOK_ALLOW_HTTP": env.get(
                     "NOTIFICATIONS_WEBHOOK_ALLOW_HTTP", "true"

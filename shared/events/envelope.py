@@ -6,7 +6,8 @@ webhook body. Extension attributes carry what the platform needs to trace and
 route an event: the tenant, the correlation id shared by everything one
 request caused, the causation id of the event that caused this one, the data
 schema version and the partition key (the goal id) that keeps a goal's events
-in order.
+in order. With tracing on, the CloudEvents distributed-tracing extension
+(``traceparent``, ``tracestate``) names the span in which the event was made.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-_OPTIONAL_ATTRIBUTES = ("subject", "dataschema", "causationid")
+_OPTIONAL_ATTRIBUTES = ("subject", "dataschema", "causationid", "traceparent", "tracestate")
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
 
@@ -52,6 +53,13 @@ class CloudEvent(BaseModel):
     causationid: str | None = Field(default=None, max_length=128)
     schemaversion: int = Field(default=1, ge=1)
     partitionkey: str = Field(min_length=1, max_length=128, description="The goal id.")
+    traceparent: str | None = Field(
+        default=None,
+        max_length=128,
+        description="W3C trace context of the change that made the event (distributed tracing "
+        "extension); present only when the producing service traces.",
+    )
+    tracestate: str | None = Field(default=None, max_length=512)
     data: EventData
 
     def to_json(self) -> bytes:

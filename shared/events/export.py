@@ -30,6 +30,7 @@ SENDERS = {
     "goals": "the goals service",
     "sessions": "the sessions service",
     "notifications": "the notifications service",
+    "privacy": "every service (goals the request, sessions and notifications their part)",
     "control": "the operator CLI",
 }
 CONTENT_TYPE = "application/cloudevents+json"
@@ -98,7 +99,7 @@ def asyncapi() -> dict[str, Any]:
                         "key": {
                             "type": "string",
                             "description": "The partitionkey: the goal id (on the control "
-                            "topic, the credential id).",
+                            "topic, the credential id; on the privacy topic, the erasure id).",
                         },
                         "bindingVersion": "0.5.0",
                     }

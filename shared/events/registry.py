@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar, Union, cast
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from shared import tracing
 from shared.context import current_correlation_id, current_event_id, new_id
 from shared.events.catalog import ALL_EVENTS
 from shared.events.envelope import CloudEvent, EventData, utc_now
@@ -76,6 +77,9 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
+_NO_TRACE_CONTEXT: dict[str, Any] = {}
+
+
 def build_event(
     cls: type[EventT],
     data: EventData,
@@ -94,8 +98,15 @@ def build_event(
     The correlation id of the request or message being handled flows into every
     event it causes; the event being handled (if any) becomes the causation.
     """
-    # ``type`` is pinned by each subclass's default, which mypy cannot see on the base.
-    return cls(  # type: ignore[call-arg]
+    trace_context = _NO_TRACE_CONTEXT
+    if tracing.enabled:  # the distributed-tracing extension: the span that made the event
+        from shared.tracing.propagation import current
+
+        traceparent, tracestate = current()
+        trace_context = {"traceparent": traceparent, "tracestate": tracestate}
+    # ``type`` is pinned by each subclass's default (mypy, not seeing it on the base, takes
+    # the ** of an Any-valued dict as possibly holding it).
+    return cls(
         id=event_id or new_id(),
         source=source,
         subject=subject,
@@ -105,4 +116,5 @@ def build_event(
         causationid=causation_id or current_event_id(),
         partitionkey=partition_key,
         data=cast(Any, data),
+        **trace_context,
     )

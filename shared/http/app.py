@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from shared import tracing
 from shared.deadletters.api import dead_letters_router
 from shared.deadletters.service import DeadLetterService
 from shared.http import health
@@ -67,6 +68,10 @@ def create_service_app(
     app.state.dead_letters = DeadLetterService(runtime.database, runtime.producer)
     app.include_router(dead_letters_router(runtime.service))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    if tracing.enabled:
+        from shared.tracing.sdk import instrument_app
+
+        instrument_app(app)
     return app
 
 

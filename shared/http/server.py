@@ -7,7 +7,8 @@ import importlib.util
 import uvicorn
 from fastapi import FastAPI
 
-from shared.logs import configure_logging
+from shared import tracing
+from shared.logs import configure_logging, get_logger
 from shared.settings import ServiceSettings
 
 
@@ -28,4 +29,10 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
 
 
 def configure_for(settings: ServiceSettings) -> None:
+    """Tracing (when the OTEL_* environment asks for it), then logging, which reads it."""
+    tracing.configure(settings.service_name)
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    if tracing.enabled:
+        from shared.tracing.sdk import summary
+
+        get_logger(__name__).info("tracing.enabled", **summary)

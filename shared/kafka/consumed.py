@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 
+from shared import tracing
 from shared.context import bound
 from shared.events import CloudEvent
 
@@ -35,8 +36,16 @@ EventHandler = Callable[[Sequence[ConsumedEvent]], Awaitable[None]]
 
 
 def event_scope(event: CloudEvent) -> contextlib.AbstractContextManager[None]:
-    """Bind an event's ids to the log context; handlers of batches use it per event."""
-    return bound(correlation_id=event.correlationid, tenant_id=event.tenantid, event_id=event.id)
+    """Bind an event's ids to the log context; handlers of batches use it per event.
+
+    With tracing on, the event's span is the current one inside, too.
+    """
+    scope = bound(correlation_id=event.correlationid, tenant_id=event.tenantid, event_id=event.id)
+    if tracing.enabled:
+        from shared.tracing.consumer import event_scope as traced_scope
+
+        return traced_scope(event, scope)
+    return scope
 
 
 class PermanentHandlerError(Exception):

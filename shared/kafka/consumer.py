@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from shared import faults, metrics
+from shared import faults, metrics, tracing
 from shared.deadletters.store import DeadLetterStore
 from shared.kafka.batches import BatchProcessor
 from shared.kafka.cluster import BrokerWatch
@@ -85,6 +85,10 @@ class ConsumerRunner:
         self._group_id = group_id
         self._service = service
         self._pacing = Pacing(retry_delay)
+        if tracing.enabled:  # a span per batch and per event, continuing the records' traces
+            from shared.tracing.consumer import traced
+
+            handler = traced(handler, group_id=group_id, service=service)
         self._batches = BatchProcessor(
             handler=handler,
             dead_letters=DeadLetterWriter(
@@ -204,7 +208,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._settings.consumer_max_batch,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=self._settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
             rebalance_timeout_ms=30_000,

@@ -7,10 +7,12 @@ event is recognised exactly when its effects are already durable.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import core
 from shared.db.tables import processed_events
 from shared.events.envelope import utc_now
 
@@ -37,11 +39,24 @@ async def first_deliveries(
         return set()
     now = utc_now()
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(processed_events)
-        .values([{"consumer": consumer, "event_id": i, "processed_at": now} for i in unique])
-        .on_conflict_do_nothing()
-        .returning(processed_events.c.event_id)
+    rows = await core.execute(
+        session,
+        _MARK_HANDLED[dialect],
+        [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in unique],
     )
-    return {str(row[0]) for row in (await session.execute(statement)).all()}
+    return {str(row[0]) for row in rows.all()}
+
+
+def _mark_handled(insert: Any) -> Any:
+    """INSERT .. ON CONFLICT DO NOTHING RETURNING the ids that were new.
+
+    Executed with a list of rows, SQLAlchemy sends it as one multi-row INSERT
+    ("insertmanyvalues"), so one compiled statement serves every batch size.
+    """
+    return insert(processed_events).on_conflict_do_nothing().returning(processed_events.c.event_id)
+
+
+_MARK_HANDLED = {
+    "postgresql": _mark_handled(postgresql.insert),
+    "sqlite": _mark_handled(sqlite.insert),
+}

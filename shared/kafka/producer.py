@@ -48,7 +48,7 @@ class EventProducer:
                     client_id=self._client_id,
                     acks="all",
                     enable_idempotence=self._settings.kafka_enable_idempotence,
-                    linger_ms=2,
+                    linger_ms=0,  # send_many queues a whole batch before the sender runs
                     max_batch_size=256 * 1024,
                     max_request_size=MAX_REQUEST_BYTES,
                     request_timeout_ms=15_000,

@@ -27,9 +27,11 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 
 from shared import faults, metrics
+from shared import tracing as _tracing  # `tracing` below means debug lines
+from shared.db import core
 from shared.db.database import Database, is_unavailable
 from shared.db.leader import Leadership
 from shared.db.tables import broker_clusters, outbox
@@ -42,11 +44,33 @@ from shared.outbox.writer import Outbox
 log = get_logger(__name__)
 _stdlib_log = logging.getLogger(__name__)
 RowT = TypeVar("RowT")
+_TRACE_COLUMNS = (outbox.c.traceparent, outbox.c.tracestate)
 
 INITIAL_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 10.0
 GAUGE_REFRESH_SECONDS = 5.0
 PURGE_EVERY_SECONDS = 600.0
+
+_PENDING = (
+    select(
+        outbox.c.id,
+        outbox.c.event_id,
+        outbox.c.topic,
+        outbox.c.key,
+        outbox.c.payload,
+        outbox.c.headers,
+        outbox.c.event_type,
+    )
+    .where(outbox.c.sent_at.is_(None))
+    .order_by(outbox.c.id)
+    .limit(bindparam("limit"))
+)
+_PENDING_TRACED = _PENDING.add_columns(*_TRACE_COLUMNS)  # while tracing is on
+_MARK_SENT = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(sent_at=bindparam("published_at"))
+)
 
 
 class OutboxRelay:
@@ -214,35 +238,27 @@ class OutboxRelay:
     async def publish_pending(self) -> bool:
         """Publish up to one batch; True when nothing is left to send."""
         async with self._database.reader() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        outbox.c.id,
-                        outbox.c.event_id,
-                        outbox.c.topic,
-                        outbox.c.key,
-                        outbox.c.payload,
-                        outbox.c.headers,
-                        outbox.c.event_type,
-                    )
-                    .where(outbox.c.sent_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+            pending = _PENDING_TRACED if _tracing.enabled else _PENDING
+            rows = (await core.execute(session, pending, {"limit": self._batch_size})).all()
         if not rows:
             return True
         self.idle.clear()
-        results = await self._producer.send_many([_record(row) for row in rows])
+        records = [_record(row) for row in rows]
+        if _tracing.enabled:  # a span per row, continuing its trace, and into its headers
+            from shared.tracing.outbox import publish
+
+            results = await publish(self._producer, self._service, rows, records)
+        else:
+            results = await self._producer.send_many(records)
         sent = _acknowledged_prefix(rows, results)
         if sent and faults.armed:
             await faults.reached("relay.after_publish")
         if sent:
             async with self._database.transaction() as session:
-                await session.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_([row.id for row in sent]))
-                    .values(sent_at=utc_now())
+                await core.execute(
+                    session,
+                    _MARK_SENT,
+                    {"ids": [row.id for row in sent], "published_at": utc_now()},
                 )
             tracing = _stdlib_log.isEnabledFor(logging.DEBUG)
             for row in sent:

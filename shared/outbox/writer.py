@@ -15,12 +15,15 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import tracing
+from shared.db import core
 from shared.db.database import on_commit
 from shared.db.tables import outbox
 from shared.events import CloudEvent
 from shared.events.envelope import utc_now
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+_INSERT = insert(outbox)
 
 
 class Outbox:
@@ -47,11 +50,11 @@ class Outbox:
         ]
         if not rows:
             return
-        await session.execute(insert(outbox), rows)
+        await core.execute(session, _INSERT, rows)
         on_commit(session, self.committed.set)
 
     def _row(self, event: CloudEvent, payload: bytes) -> dict[str, Any]:
-        return {
+        row = {
             "event_id": event.id,
             "event_type": event.type,
             "topic": self.topic_of(event),
@@ -61,3 +64,6 @@ class Outbox:
             "created_at": utc_now(),
             "sent_at": None,
         }
+        if tracing.enabled:  # every row of a statement has the same keys: set both, even None
+            row["traceparent"], row["tracestate"] = event.traceparent, event.tracestate
+        return row

@@ -27,7 +27,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.auth.keys import generate_key
-from shared.auth.tokens import TENANT_SCOPES, TokenIssuer
+from shared.auth.tokens import TENANT_ADMIN_SCOPE, TENANT_SCOPES, TokenIssuer
 from shared.devstack.broker import TansuBroker
 from tests.services.goals.fixtures import goal_body
 from tests.support.receiver import running_receiver
@@ -45,6 +45,7 @@ OPEN_ROUTES = {
 }
 """Answer without a bearer credential by design (health; links whose token is the credential)."""
 ID_PARAMETERS = {
+    "erasure_id",
     "goal_id",
     "milestone_id",
     "endpoint_id",
@@ -94,6 +95,9 @@ def _bodies(a: TenantData) -> dict[tuple[str, str], Any]:
         ("PUT", "/v1/email-rules/{event_type}"): {"roles": []},
         ("PUT", "/v1/templates/{event_type}"): {"subject": "b", "text": "b", "html": "<p>b</p>"},
         ("PUT", "/v1/preferences/{address}"): {"delivery": "immediate"},
+        # B erasing A's address erases B's person of that address, never A's.
+        ("POST", "/v1/erasures"): {"email": a.ids["address"]},
+        ("PUT", "/v1/retention"): {"windows": {"dead_letters": 86400}},
     }
 
 
@@ -120,10 +124,17 @@ def _operations(running: Stack) -> list[tuple[str, str, str, dict[str, Any]]]:
     return found
 
 
+def _query(path: str, a: TenantData) -> dict[str, str] | None:
+    if path.startswith("/v1/people/export"):  # B asks for A's address: B's own person
+        return {"email": a.ids["address"]}
+    return QUERY.get(path)
+
+
 def _fill(path: str, a: TenantData, service: str) -> str:
     """The path with A's ids (and A's dead letter in this service) in its parameters."""
     values = {**a.ids, "event_type": "checkin.missed"}
     values["dead_letter_id"] = a.dead_letters.get(service, str(uuid.uuid4()))
+    values.setdefault("erasure_id", str(uuid.uuid4()))
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
@@ -281,7 +292,7 @@ async def test_tenant_b_never_reads_or_changes_tenant_a(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     a_headers = auth_headers("tenant-a")
-    b_headers = auth_headers("tenant-b", TENANT_SCOPES)
+    b_headers = auth_headers("tenant-b", (*TENANT_SCOPES, TENANT_ADMIN_SCOPE))
     async with (
         running_receiver() as receiver,
         stack() as running,
@@ -300,11 +311,12 @@ async def test_tenant_b_never_reads_or_changes_tenant_a(
             if "requestBody" in operation and (method, path) not in bodies and not optional:
                 pytest.fail(f"add a valid body for {method} {path} to this test")
             url = running.urls[service] + _fill(path, a, service)
+            params = _query(path, a)
             answer = await http.request(
                 method,
                 url,
                 json=bodies.get((method, path)),
-                params=QUERY.get(path),
+                params=params,
                 headers=b_headers,
             )
             called += 1
@@ -313,7 +325,7 @@ async def test_tenant_b_never_reads_or_changes_tenant_a(
             assert answer.status_code < 500, (label, answer.text)
             # B's own input may be echoed back (a 404 names the id it was asked for); what B
             # did not send must never show.
-            sent = url + json.dumps(bodies.get((method, path)))
+            sent = url + json.dumps(bodies.get((method, path))) + json.dumps(params)
             leaked = [m for m in a.markers | a.secrets if m in answer.text and m not in sent]
             assert not leaked, (label, leaked, answer.text[:500])
             upsert = (method, path) == ("PUT", "/v1/goals/by-ref/{external_ref}")
@@ -330,7 +342,7 @@ async def test_tenant_b_never_reads_or_changes_tenant_a(
             if method != "GET" or path in OPEN_ROUTES:
                 continue
             url = running.urls[service] + _fill(path, a, service)
-            answer = await http.get(url, params=QUERY.get(path), headers=a_headers)
+            answer = await http.get(url, params=_query(path, a), headers=a_headers)
             assert not [s for s in a.secrets if s in answer.text], path
 
     logged = "".join(capfd.readouterr())

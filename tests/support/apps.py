@@ -42,7 +42,7 @@ def make_settings(
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Run the app (lifespan included) under uvicorn on a free loopback port; yields its URL."""
-    async with serve_asgi(app) as port:
+async def serving(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
+    """Run the app (lifespan included) under uvicorn on a (free) loopback port; yields its URL."""
+    async with serve_asgi(app, port) as port:
         yield f"http://127.0.0.1:{port}"

@@ -24,6 +24,7 @@ from services.notifications.settings import NotificationsSettings
 from services.sessions.app import create_app as create_sessions
 from services.sessions.settings import SessionsSettings
 from shared.devstack.broker import TansuBroker
+from shared.devstack.processes import free_port
 from shared.settings import ServiceSettings
 from tests.support.apps import make_settings, serving
 
@@ -62,8 +63,15 @@ StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
 def stack(sqlite_settings: SettingsFactory) -> StackFactory:
     @contextlib.asynccontextmanager
     async def start(**overrides: dict[str, Any]) -> AsyncIterator[Stack]:
+        ports = {name: free_port() for name in ("goals", "sessions", "notifications")}
+        goals_overrides = {
+            # Goals gathers a person's export from the other two.
+            "sessions_url": f"http://127.0.0.1:{ports['sessions']}",
+            "notifications_url": f"http://127.0.0.1:{ports['notifications']}",
+            **overrides.get("goals", {}),
+        }
         apps = {
-            "goals": create_goals(sqlite_settings(GoalsSettings, **overrides.get("goals", {}))),
+            "goals": create_goals(sqlite_settings(GoalsSettings, **goals_overrides)),
             "sessions": create_sessions(
                 sqlite_settings(SessionsSettings, **overrides.get("sessions", {}))
             ),
@@ -78,9 +86,9 @@ def stack(sqlite_settings: SettingsFactory) -> StackFactory:
             ),
         }
         async with (
-            serving(apps["goals"]) as goals,
-            serving(apps["sessions"]) as sessions,
-            serving(apps["notifications"]) as notifications,
+            serving(apps["goals"], ports["goals"]) as goals,
+            serving(apps["sessions"], ports["sessions"]) as sessions,
+            serving(apps["notifications"], ports["notifications"]) as notifications,
         ):
             yield Stack(
                 apps, {"goals": goals, "sessions": sessions, "notifications": notifications}

@@ -16,6 +16,8 @@ import functools
 import time
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from services.notifications.delivery.lanes import EMAIL_LANE, Lane, Lanes
 from services.notifications.delivery.outcomes import Claimed, OutcomeRecorder
 from services.notifications.email.delivery import EmailDelivery
@@ -25,13 +27,14 @@ from services.notifications.repository import CANCELLED, DueDelivery, Notificati
 from services.notifications.settings import NotificationsSettings
 from services.notifications.webhooks.sender import AttemptResult, WebhookSender
 from services.notifications.webhooks.signing import SecretBox
-from shared import faults, metrics
+from shared import faults, metrics, tracing
 from shared.clock import Clock
 from shared.context import bound
 from shared.logs import get_logger
 from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
+_NO_SPAN = contextlib.nullcontext()  # while tracing is off (reusable)
 
 CLAIM_COALESCE_SECONDS = 0.005
 
@@ -295,8 +298,13 @@ class Dispatcher:
 
     async def _attempt(self, item: Claimed) -> None:
         message = item.message
-        with bound(
-            correlation_id=message.correlation_id, tenant_id=message.tenant_id, event_id=message.id
+        with (
+            bound(
+                correlation_id=message.correlation_id,
+                tenant_id=message.tenant_id,
+                event_id=message.id,
+            ),
+            _delivery_span(item) if tracing.enabled else _NO_SPAN,
         ):
             started = self._clock.now()
             try:
@@ -366,3 +374,35 @@ class Dispatcher:
 
 # Keep AttemptResult importable from here for callers that build synthetic results.
 __all__ = ["AttemptResult", "Dispatcher"]
+
+
+def _delivery_span(item: Claimed) -> contextlib.AbstractContextManager[object]:
+    """The attempt's span, continuing the trace of the span that made the event.
+
+    The stored message is the event as it arrived, whose ``traceparent``
+    attribute names that span. A webhook's request (an httpx client span inside)
+    carries this trace on to the endpoint in its ``traceparent`` header.
+    """
+    from shared.tracing.spans import span
+
+    message = item.message
+    try:
+        traceparent = orjson.loads(message.payload).get("traceparent")
+    except (orjson.JSONDecodeError, AttributeError):
+        traceparent = None
+    attributes: dict[str, str | int] = {
+        "followthrough.delivery.id": item.delivery_id,
+        "followthrough.delivery.channel": item.channel,
+        "followthrough.delivery.attempt": item.attempts + 1,
+        "followthrough.tenant_id": message.tenant_id,
+        "followthrough.correlation_id": message.correlation_id or "",
+        "cloudevents.event_id": message.id,
+        "cloudevents.event_type": message.event_type,
+    }
+    if item.endpoint is not None:
+        attributes["followthrough.endpoint.id"] = item.endpoint.id
+    return span(
+        f"deliver {item.channel}",
+        parent=traceparent if isinstance(traceparent, str) else None,
+        attributes=attributes,
+    )

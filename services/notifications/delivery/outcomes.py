@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.notifications.events import delivery_outcome, endpoint_disabled
-from services.notifications.models import Attempt, Delivery, Endpoint, Message
+from services.notifications.models import Endpoint, Message
 from services.notifications.repository import (
     CANCELLED,
     FAILED,
     PENDING,
     SUCCEEDED,
+    DeliveryProgress,
     NotificationsRepository,
 )
 from services.notifications.settings import NotificationsSettings
@@ -148,52 +149,67 @@ class OutcomeRecorder:
 
     async def _write(self, group: list[_Pending]) -> None:
         events: list[CloudEvent] = []
+        attempts: list[dict[str, object]] = []
+        moved: dict[str, DeliveryProgress] = {}
         async with self._runtime.database.transaction() as session:
             repository = NotificationsRepository(session)
-            deliveries = await repository.deliveries_by_id([p.claimed.delivery_id for p in group])
+            deliveries = await repository.delivery_progress([p.claimed.delivery_id for p in group])
             for index, item in enumerate(group):
                 delivery = deliveries.get(item.claimed.delivery_id)
-                disabled = await self._apply(repository, item, delivery, events)
+                now = self._clock.now()
+                if not self._apply(item, delivery, now, attempts, events):
+                    continue
+                assert delivery is not None
+                moved[delivery.id] = delivery
+                endpoint = item.claimed.endpoint
+                if endpoint is None or item.claimed.channel != "webhook":
+                    continue
+                if not item.result.succeeded:
+                    # A failure may disable the endpoint, which cancels its pending
+                    # deliveries in SQL: what this group moved must be written first.
+                    await repository.record_attempts(attempts, list(moved.values()), now)
+                    attempts, moved = [], {}
+                disabled = await self._track_endpoint(repository, endpoint, item.result, now)
                 if disabled:  # cancelled the endpoint's pending deliveries: read them again
+                    events += disabled
                     rest = [p.claimed.delivery_id for p in group[index + 1 :]]
-                    deliveries.update(await repository.deliveries_by_id(rest, refresh=True))
+                    deliveries.update(await repository.delivery_progress(rest))
+            await repository.record_attempts(attempts, list(moved.values()), self._clock.now())
             await self._runtime.outbox.add(session, events)
         for item in group:
             self._report(item)
             if not item.done.done():
                 item.done.set_result(item.status)
 
-    async def _apply(
+    def _apply(
         self,
-        repository: NotificationsRepository,
         item: _Pending,
-        delivery: Delivery | None,
+        delivery: DeliveryProgress | None,
+        now: datetime,
+        attempts: list[dict[str, object]],
         events: list[CloudEvent],
     ) -> bool:
-        """One attempt's effects on its delivery and endpoint; True if it disabled the endpoint."""
+        """One attempt's effects on its delivery, in memory; False if it was recorded already."""
         claimed, result = item.claimed, item.result
         if delivery is None or delivery.status != PENDING:
             # Someone recorded it first (its lease had run out): at least once, so say so.
             item.superfluous = True
             item.status = delivery.status if delivery else CANCELLED
             return False
-        now = self._clock.now()
         delivery.attempts += 1
-        repository.add(
-            Attempt(
-                delivery_id=delivery.id,
-                number=delivery.attempts,
-                started_at=item.started,
-                latency_ms=round(result.latency_ms, 3),
-                status_code=result.status_code,
-                error=result.error,
-                response_excerpt=result.excerpt,
-            )
+        attempts.append(
+            {
+                "delivery_id": delivery.id,
+                "number": delivery.attempts,
+                "started_at": item.started,
+                "latency_ms": round(result.latency_ms, 3),
+                "status_code": result.status_code,
+                "error": result.error,
+                "response_excerpt": result.excerpt,
+            }
         )
         delivery.last_status_code = result.status_code
         delivery.last_error = result.error
-        delivery.locked_until = None
-        delivery.updated_at = now
         delay = None
         if not result.succeeded and not result.abort and not result.gone:
             delay = retry_delay(
@@ -212,11 +228,7 @@ class OutcomeRecorder:
         else:
             delivery.next_attempt_at = now + timedelta(seconds=delay)
         item.status, item.delay = delivery.status, delay
-        disabled: list[CloudEvent] = []
-        if claimed.endpoint is not None and claimed.channel == "webhook":
-            disabled = await self._track_endpoint(repository, claimed.endpoint, result, now)
-            events += disabled
-        return bool(disabled)
+        return True
 
     def _report(self, item: _Pending) -> None:
         """Metrics and the attempt's log line, once its transaction committed."""

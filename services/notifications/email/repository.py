@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,18 +18,46 @@ from services.notifications.models import (
     Preference,
     Unsubscribe,
 )
+from shared.db import core
+
+_DIALECT_INSERT: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_RULES_OF_TENANTS = select(EmailRule.tenant_id, EmailRule.event_type, EmailRule.roles).where(
+    EmailRule.tenant_id.in_(bindparam("tenants", expanding=True))
+)
+_QUIET_HOURS_OF_GOALS = select(*GoalQuietHours.__table__.columns).where(
+    GoalQuietHours.tenant_id.in_(bindparam("tenants", expanding=True)),
+    GoalQuietHours.goal_id.in_(bindparam("goals", expanding=True)),
+)
+
+
+def _upsert_quiet_hours(dialect: str) -> Any:
+    """Keep the newest version of a goal's quiet hours (events may arrive out of order)."""
+    statement = _DIALECT_INSERT[dialect](GoalQuietHours)
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "goal_id"],
+        set_={
+            "quiet_start": statement.excluded.quiet_start,
+            "quiet_end": statement.excluded.quiet_end,
+            "version": statement.excluded.version,
+        },
+        where=GoalQuietHours.version < statement.excluded.version,
+    )
+
+
+_UPSERT_QUIET_HOURS = {dialect: _upsert_quiet_hours(dialect) for dialect in _DIALECT_INSERT}
 
 
 class EmailRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    def _dialect(self) -> str:
+        bind = self._session.bind
+        return "postgresql" if bind is not None and bind.dialect.name == "postgresql" else "sqlite"
+
     def _insert(self, model: Any) -> Any:
         """INSERT with ON CONFLICT, in the dialect of this session (both have the same API)."""
-        bind = self._session.bind
-        if bind is not None and bind.dialect.name == "postgresql":
-            return postgresql.insert(model)
-        return sqlite.insert(model)
+        return _DIALECT_INSERT[self._dialect()](model)
 
     # Rules
 
@@ -37,11 +65,9 @@ class EmailRepository:
         found: dict[str, dict[str, list[str]]] = {tenant: {} for tenant in tenant_ids}
         if not tenant_ids:
             return found
-        rows = await self._session.execute(
-            select(EmailRule).where(EmailRule.tenant_id.in_(set(tenant_ids)))
-        )
-        for rule in rows.scalars():
-            found[rule.tenant_id][rule.event_type] = list(rule.roles)
+        rows = await core.execute(self._session, _RULES_OF_TENANTS, {"tenants": list(found)})
+        for row in rows:
+            found[row.tenant_id][row.event_type] = list(row.roles)
         return found
 
     async def rule(self, tenant_id: str, event_type: str) -> EmailRule | None:
@@ -124,13 +150,13 @@ class EmailRepository:
     ) -> dict[tuple[str, str], GoalQuietHours]:
         if not keys:
             return {}
-        rows = await self._session.execute(
-            select(GoalQuietHours).where(
-                GoalQuietHours.tenant_id.in_({t for t, _ in keys}),
-                GoalQuietHours.goal_id.in_({g for _, g in keys}),
-            )
+        rows = await core.execute(
+            self._session,
+            _QUIET_HOURS_OF_GOALS,
+            {"tenants": list({t for t, _ in keys}), "goals": list({g for _, g in keys})},
         )
-        return {(q.tenant_id, q.goal_id): q for q in rows.scalars()}
+        found = (GoalQuietHours(**row._mapping) for row in rows)
+        return {(q.tenant_id, q.goal_id): q for q in found if (q.tenant_id, q.goal_id) in keys}
 
     async def upsert_quiet_hours(self, rows: Sequence[dict[str, Any]]) -> None:
         """Keep the newest version of goals' quiet hours (events may arrive out of order).
@@ -138,20 +164,8 @@ class EmailRepository:
         ``rows`` carry tenant_id, goal_id, quiet_start, quiet_end and version;
         one statement for all of them.
         """
-        if not rows:
-            return
-        statement = self._insert(GoalQuietHours).values(list(rows))
-        await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["tenant_id", "goal_id"],
-                set_={
-                    "quiet_start": statement.excluded.quiet_start,
-                    "quiet_end": statement.excluded.quiet_end,
-                    "version": statement.excluded.version,
-                },
-                where=GoalQuietHours.version < statement.excluded.version,
-            )
-        )
+        if rows:
+            await core.execute(self._session, _UPSERT_QUIET_HOURS[self._dialect()], list(rows))
 
     # Digests
 

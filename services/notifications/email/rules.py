@@ -15,6 +15,7 @@ from shared.events.catalog.common import Participant
 from shared.events.catalog.goals import GoalSnapshot
 from shared.events.catalog.sessions import CheckinEscalated, GoalRef
 from shared.events.envelope import CloudEvent
+from shared.privacy.keys import is_erased_address
 
 EVERYONE = "*"
 DEFAULT_RULES: dict[str, list[str]] = {
@@ -147,7 +148,7 @@ def candidates(event: CloudEvent) -> list[Recipient]:
     people: list[Recipient] = []
     for participant in participants:
         email = str(participant.email).lower()
-        if email in seen:
+        if email in seen or is_erased_address(email):  # an erased person's stand-in
             continue
         seen.add(email)
         people.append(

@@ -19,6 +19,7 @@ cost a round trip per miss on the scheduler's hottest path.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,7 @@ from services.sessions.timers.planner import (
     escalation_step,
 )
 from services.sessions.timers.repository import NewTimer
+from shared import tracing
 from shared.context import bound
 from shared.events.catalog.sessions import (
     CheckinDueSoon,
@@ -61,6 +63,7 @@ from shared.events.envelope import CloudEvent
 from shared.logs import get_logger
 
 log = get_logger(__name__)
+_NO_SPAN = contextlib.nullcontext()  # while tracing is off (reusable)
 
 
 @dataclass
@@ -99,8 +102,13 @@ class Firing:
             occurrence = occurrences.get(timer.occurrence_id or "")
             # The timer's event (its id is the timer's) continues the chain that planned it:
             # its log lines, and whatever it plans in turn, carry that correlation id.
-            with bound(
-                correlation_id=timer.correlation_id, tenant_id=timer.tenant_id, event_id=timer.id
+            with (
+                bound(
+                    correlation_id=timer.correlation_id,
+                    tenant_id=timer.tenant_id,
+                    event_id=timer.id,
+                ),
+                _firing_span(timer, late) if tracing.enabled else _NO_SPAN,
             ):
                 emitted = await self._fire(timer, goal, occurrence, sessions, late)
                 if not emitted:
@@ -361,6 +369,25 @@ class Firing:
             reasoning=reasoning.model_dump(mode="json"),
         )
         return True
+
+
+def _firing_span(timer: Timer, late: bool) -> contextlib.AbstractContextManager[object]:
+    """The firing's span, in the scheduler's trace, linked to the trace that planned it."""
+    from shared.tracing.spans import span
+
+    return span(
+        f"fire {timer.kind}",
+        link=timer.traceparent,
+        attributes={
+            "followthrough.timer.id": timer.id,
+            "followthrough.timer.kind": timer.kind,
+            "followthrough.timer.due_at": timer.due_at.isoformat(),
+            "followthrough.timer.late": late,
+            "followthrough.goal_id": timer.goal_id,
+            "followthrough.tenant_id": timer.tenant_id,
+            "followthrough.correlation_id": timer.correlation_id or "",
+        },
+    )
 
 
 async def fire_timers(

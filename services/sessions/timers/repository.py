@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sessions.models import Timer
+from shared import tracing
 from shared.context import current_correlation_id, current_event_id
 
 
@@ -36,6 +37,8 @@ class NewTimer:
     # Planned while handling a request or an event: the timer's event continues its chain.
     correlation_id: str | None = field(default_factory=current_correlation_id)
     causation_id: str | None = field(default_factory=current_event_id)
+    # Hours may pass before it fires: the firing's span links to this planning trace.
+    traceparent: str | None = field(default_factory=tracing.current_traceparent)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -53,6 +56,7 @@ class NewTimer:
             "late": False,
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
+            "traceparent": self.traceparent,
         }
 
 

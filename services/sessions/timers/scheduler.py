@@ -44,13 +44,14 @@ from services.sessions.timers.planner import (
     Rules,
 )
 from services.sessions.timers.repository import TimerRepository
-from shared import metrics
+from shared import metrics, tracing
 from shared.clock import Clock
 from shared.db.database import Database, is_unavailable
 from shared.logs import get_logger
 from shared.outbox.writer import Outbox
 
 log = get_logger(__name__)
+_NO_SPAN = contextlib.nullcontext()  # while tracing is off (reusable)
 
 KINDS = (DUE_SOON, MISSED, ESCALATED, SESSION_REMINDER)
 LAG_REFRESH_SECONDS = 5.0
@@ -192,15 +193,16 @@ class Scheduler:
             claimed = await planner.timers.claim_due(now, self._batch, only=only)
             if not claimed:
                 return 0, 0
-            rows = await planner.repo.goals_for_update(
-                (timer.goal_id for timer in claimed), skip_locked=True
-            )
-            missing = {timer.goal_id for timer in claimed} - rows.keys()
-            if missing:
-                await self._set_aside_orphans(planner, claimed, missing, now)
-            goals = {goal_id: GoalContext.of(row) for goal_id, row in rows.items()}
-            fired = await fire_timers(planner, claimed, goals, by=self.replica)
-            await self._outbox.add(session, planner.events)
+            with self._pass_span(began, claimed) if tracing.enabled else _NO_SPAN:
+                rows = await planner.repo.goals_for_update(
+                    (timer.goal_id for timer in claimed), skip_locked=True
+                )
+                missing = {timer.goal_id for timer in claimed} - rows.keys()
+                if missing:
+                    await self._set_aside_orphans(planner, claimed, missing, now)
+                goals = {goal_id: GoalContext.of(row) for goal_id, row in rows.items()}
+                fired = await fire_timers(planner, claimed, goals, by=self.replica)
+                await self._outbox.add(session, planner.events)
         self._count(fired)
         if fired.count:
             log.info(
@@ -213,6 +215,22 @@ class Scheduler:
                 duration_ms=round((time.perf_counter() - began) * 1000, 1),
             )
         return len(claimed), fired.count
+
+    def _pass_span(
+        self, began: float, claimed: Sequence[Timer]
+    ) -> contextlib.AbstractContextManager[object]:
+        """A pass that fires something is a trace of its own (an idle pass is none)."""
+        from shared.tracing.spans import span
+
+        started_ns = time.time_ns() - int((time.perf_counter() - began) * 1e9)
+        return span(
+            "scheduler pass",
+            start_time=started_ns,
+            attributes={
+                "followthrough.replica": self.replica,
+                "followthrough.timers": len(claimed),
+            },
+        )
 
     async def _set_aside_orphans(
         self, planner: Planner, claimed: Sequence[Timer], missing: set[str], now: datetime

@@ -39,7 +39,8 @@ async def test_every_operation_answers_per_the_document(
     )
     assert not failures, "\n\n".join(failures)
     # The run reached every operation, and got past validation and 404 on most of them.
-    assert len(answered) >= 19, sorted(answered)
+    # 19 goal routes, 2 erasure routes, the export, 2 retention routes
+    assert len(answered) >= 24, sorted(answered)
     succeeded = [label for label, statuses in answered.items() if any(s < 300 for s in statuses)]
     assert len(succeeded) >= 12, dict(answered)
-    assert sum(sum(c.values()) for c in answered.values()) <= 19 * EXAMPLES_PER_OPERATION + 50
+    assert sum(sum(c.values()) for c in answered.values()) <= 24 * EXAMPLES_PER_OPERATION + 50

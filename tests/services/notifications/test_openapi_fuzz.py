@@ -21,6 +21,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from services.notifications.app import create_app
 from services.notifications.settings import NotificationsSettings
+from shared.auth.tokens import TENANT_ADMIN_SCOPE, TENANT_SCOPES
 from tests.support.receiver import serve_asgi
 
 EXAMPLES_PER_OPERATION = 25
@@ -64,7 +65,7 @@ def test_no_server_errors_and_answers_match_the_schema(
     served: str, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
     schema = schemathesis.openapi.from_url(f"{served}/openapi.json")
-    headers = auth_headers("fuzz")
+    headers = auth_headers("fuzz", (*TENANT_SCOPES, TENANT_ADMIN_SCOPE))
     operations: list[Any] = []
     for result in schema.get_all_operations():
         assert hasattr(result, "ok"), f"invalid operation in the schema: {result}"

@@ -3,6 +3,7 @@ locks rows against the other replica), and every signature verifies."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -71,3 +72,59 @@ async def test_two_replicas_deliver_each_event_once(
     assert max(ids.values()) == 1
     for request in received:
         Webhook(secret).verify(request.body, request.headers)
+
+
+async def test_routing_follows_endpoint_changes_made_through_another_replica(
+    notifications_settings: Callable[..., NotificationsSettings],
+    auth_headers: Callable[..., dict[str, str]],
+    broker: Any,
+    topic_prefix: str,
+) -> None:
+    """The consuming replica caches each tenant's endpoints; changes made through the other
+    replica (its own engine, its own cache) must reach the very next event's routing."""
+    settings = notifications_settings()
+    other = notifications_settings(
+        database_url=settings.database_url,
+        kafka_topic_prefix=f"{topic_prefix}idle.",
+        consumer_group="notifications-idle",
+    )
+    consuming, changing = create_app(settings), create_app(other)
+    async with (
+        running_receiver() as receiver,
+        serving(consuming) as url,
+        serving(changing) as other_url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        httpx.AsyncClient(base_url=other_url, timeout=30) as other_http,
+    ):
+        harness = Harness(
+            url=url,
+            http=http,
+            headers=auth_headers(),
+            clock=None,  # type: ignore[arg-type]
+            app=consuming,
+            bootstrap=broker.bootstrap_servers,
+            topic_prefix=topic_prefix,
+            sink=None,  # type: ignore[arg-type]
+        )
+        changer = dataclasses.replace(harness, url=other_url, http=other_http)
+
+        async def routed_to(event: Any) -> set[str]:
+            await harness.publish(event)
+            message = await harness.wait_message(
+                event.id,
+                lambda m: (
+                    bool(m["deliveries"])
+                    and all(d["status"] == "succeeded" for d in m["deliveries"])
+                ),
+            )
+            return {str(d["endpoint_id"]) for d in message["deliveries"]}
+
+        first, _ = await harness.create_endpoint(f"{receiver.url}/first")
+        assert await routed_to(factories.streak_updated()) == {first}  # the cache is warm now
+
+        second, _ = await changer.create_endpoint(f"{receiver.url}/second")
+        assert await routed_to(factories.streak_updated()) == {first, second}
+
+        deleted = await other_http.delete(f"/v1/endpoints/{first}", headers=harness.headers)
+        assert deleted.status_code == 204, deleted.text
+        assert await routed_to(factories.streak_updated()) == {second}

@@ -12,7 +12,7 @@ from shared.db.database import Database, is_unavailable
 from shared.db.leader import Leadership
 from shared.db.tables import idempotency_keys, outbox, processed_events
 from shared.events.envelope import utc_now
-from shared.kafka.dedupe import first_delivery
+from shared.kafka.dedupe import first_deliveries, first_delivery
 
 
 async def test_concurrent_read_then_write_transactions_all_commit(database: Database) -> None:
@@ -106,6 +106,21 @@ async def test_first_delivery_is_true_once_and_rolls_back_with_the_work(
         assert await first_delivery(session, "tests.other-consumer", "evt-1") is True
         rows = (await session.execute(select(func.count()).select_from(processed_events))).scalar()
     assert rows == 2
+
+
+async def test_first_deliveries_returns_only_the_ids_not_handled_before(
+    database: Database,
+) -> None:
+    """One statement marks a whole batch, whatever its size; copies inside it count once."""
+    async with database.transaction() as session:
+        assert await first_deliveries(session, "tests.consumer", ["a", "b"]) == {"a", "b"}
+    async with database.transaction() as session:
+        batch = ["b", "c", "c", "d", "a", "e"]
+        assert await first_deliveries(session, "tests.consumer", batch) == {"c", "d", "e"}
+        assert await first_deliveries(session, "tests.other", ["a"]) == {"a"}
+    async with database.reader() as session:
+        marked = (await session.execute(select(processed_events.c.event_id))).scalars().all()
+    assert sorted(marked) == ["a", "a", "b", "c", "d", "e"]
 
 
 async def test_only_one_leader_at_a_time(database: Database) -> None:

@@ -1,0 +1,1 @@
+"""Goals' side of privacy: erasing a person, following the other services' confirmations."""

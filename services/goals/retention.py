@@ -1,0 +1,57 @@
+"""How long goals keeps what grows with traffic (see docs/privacy.md for every window)."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, select
+
+from services.goals.models import Erasure, Goal, GoalEventRecord, IngestedEvent
+from shared.retention.rules import DAY, RetentionRule
+
+CLOSED = ("completed", "abandoned")
+
+
+def _closed_goal_events() -> ColumnElement[bool]:
+    closed = select(Goal.id).where(Goal.status.in_(CLOSED))
+    return GoalEventRecord.goal_id.in_(closed)
+
+
+def _completed_erasures() -> ColumnElement[bool]:
+    return Erasure.status == "completed"
+
+
+def goals_rules() -> list[RetentionRule]:
+    return [
+        RetentionRule(
+            kind="goal_history",
+            table=GoalEventRecord.__table__,
+            age=GoalEventRecord.__table__.c.time,
+            tenant=GoalEventRecord.__table__.c.tenant_id,
+            default=365 * DAY,
+            minimum=DAY,
+            only=_closed_goal_events,
+            why="A goal's event history is kept as long as the goal is open; once it is "
+            "completed or abandoned, events older than the window go (a year covers a "
+            "yearly review of the goal).",
+        ),
+        RetentionRule(
+            kind="ingested_events",
+            table=IngestedEvent.__table__,
+            age=IngestedEvent.__table__.c.received_at,
+            tenant=IngestedEvent.__table__.c.tenant_id,
+            default=30 * DAY,
+            minimum=DAY,
+            why="An integrator's event id is remembered so a resend is a duplicate; integrators "
+            "retry for hours, a month is far beyond any retry schedule.",
+        ),
+        RetentionRule(
+            kind="erasures",
+            table=Erasure.__table__,
+            age=Erasure.__table__.c.requested_at,
+            tenant=Erasure.__table__.c.tenant_id,
+            default=3 * 365 * DAY,
+            minimum=30 * DAY,
+            only=_completed_erasures,
+            why="A completed erasure is the proof an access or erasure request was answered "
+            "(it holds only the person's keyed hash); three years, as auditors ask.",
+        ),
+    ]

@@ -1,0 +1,1 @@
+"""Notifications' side of privacy: erasure, suppression of erased addresses."""

@@ -1,0 +1,1 @@
+"""Sessions' side of privacy: erasing what it holds about a person."""

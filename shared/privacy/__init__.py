@@ -1,0 +1,1 @@
+"""Privacy building blocks every service shares: person keys, scrubbing, platform rows."""
