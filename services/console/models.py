@@ -224,6 +224,27 @@ class Forecast(Upstream):
     truncated: bool = False
 
 
+class CalendarLink(Upstream):
+    feed_id: str
+    scope: str
+    url: str | None = None
+    revoked_at: datetime | None = None
+    expires_at: datetime
+
+
+class ParticipantCalendars(Upstream):
+    role: str
+    name: str
+    email: str
+    goal_feed: CalendarLink
+    person_feed: CalendarLink
+
+
+class GoalCalendars(Upstream):
+    goal_id: str
+    participants: list[ParticipantCalendars]
+
+
 # goals --------------------------------------------------------------------------------------
 
 

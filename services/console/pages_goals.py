@@ -2,9 +2,10 @@
 
 The ranking is the sessions service's (``GET /v1/goals?order=risk``). A goal's
 page joins what each service knows: participants and milestones (goals),
-check-in history, streak and the forecast of reminders and escalations
-(sessions), and every event about the goal with the deliveries it produced
-(notifications). A service that is down blanks only its own sections.
+check-in history, streak, the forecast of reminders and escalations and
+each participant's calendar feed URLs (sessions), and every event about the
+goal with the deliveries it produced (notifications). A service that is down
+blanks only its own sections.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse
 
-from services.console.models import CheckinHistory, Forecast, Goal, GoalRiskPage, MessagePage
+from services.console.models import (
+    CheckinHistory,
+    Forecast,
+    Goal,
+    GoalCalendars,
+    GoalRiskPage,
+    MessagePage,
+)
 from services.console.pages_endpoints import Cursor
 from services.console.web import ConsoleDep, SignedIn, panel, render
 
@@ -66,7 +74,7 @@ async def goal(
 ) -> HTMLResponse:
     upstream, token = console.upstream, session.credential
     before = checkins_before.isoformat() if checkins_before else None
-    detail, history, forecast, events = await asyncio.gather(
+    detail, history, forecast, events, calendars = await asyncio.gather(
         upstream.model(Goal, "goals", "GET", f"/v1/goals/{goal_id}", token),
         panel(
             upstream.model(
@@ -93,6 +101,11 @@ async def goal(
                 },
             )
         ),
+        panel(
+            upstream.model(
+                GoalCalendars, "sessions", "GET", f"/v1/goals/{goal_id}/calendars", token
+            )
+        ),
     )
     return render(
         request,
@@ -102,6 +115,7 @@ async def goal(
         forecast=forecast,
         forecast_shown=FORECAST_SHOWN,
         events=events,
+        calendars=calendars,
         checkins_before=before,
         events_cursor=events_cursor,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.sessions.api import router
+from services.sessions.calendars.service import CalendarService
 from services.sessions.coaching import CoachingService
 from services.sessions.forecast import ForecastService
 from services.sessions.intake import GoalEventHandler
@@ -41,6 +42,7 @@ TAGS = [
     {"name": "check-ins", "description": "Check-ins, adherence and risk."},
     {"name": "schedule", "description": "Forecast, acknowledge a miss, snooze a check-in."},
     {"name": "coaching sessions", "description": "Scheduled sessions and their outcomes."},
+    {"name": "calendars", "description": "iCalendar feeds of check-ins and sessions."},
     {"name": "signed links", "description": "Actions from email links, without a credential."},
 ]
 
@@ -119,4 +121,5 @@ def create_app(settings: SessionsSettings, clock: Clock | None = None) -> FastAP
     app.state.ranking = RiskRanking(runtime, clock=clock)
     app.state.retention = retention
     app.state.person_export = SessionsExport(runtime.database)
+    app.state.calendars = CalendarService(runtime, clock=clock, rules=rules, settings=settings)
     return app

@@ -66,6 +66,7 @@ def session_model(row: CoachingSessionRow) -> CoachingSession:
         location=row.location,
         link=row.link,
         status=row.status,  # type: ignore[arg-type]
+        sequence=row.sequence or 0,
     )
 
 

@@ -61,7 +61,7 @@ class ForecastService(GoalTimeline):
             if current is not None:
                 occurrences[current.id] = current
             latest = current or await repo.latest_occurrence(goal_id)
-        builder = _Builder(goal, now, end, self.rules.escalation_delay)
+        builder = ScheduleBuilder(goal, now, end, self.rules.escalation_delay)
         builder.planned(timers, occurrences, current)
         if goal.active:
             builder.future(latest)
@@ -81,7 +81,7 @@ class ForecastService(GoalTimeline):
         )
 
 
-class _Builder:
+class ScheduleBuilder:
     def __init__(
         self, goal: GoalContext, now: datetime, end: datetime, escalation_delay: timedelta
     ) -> None:

@@ -179,3 +179,30 @@ class CoachingSessionRow(Base):
     reminder_lead_minutes: Mapped[list[int]] = mapped_column(JsonType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The iCalendar SEQUENCE: 0 when scheduled, one more at each reschedule and at cancelling."""
+
+
+class CalendarFeed(Base):
+    """One person's calendar feed: of one goal, or (``goal_id`` empty) of all their goals.
+
+    The feed URL carries a signed token naming this row and its ``version``;
+    rotating bumps the version (older URLs stop working), revoking sets
+    ``revoked_at``. The token is signed with ``issued_at`` as its time, so the
+    same row always gives the same URL until it is rotated.
+    """
+
+    __tablename__ = "calendar_feeds"
+    __table_args__ = (
+        Index("ux_calendar_feeds_owner", "tenant_id", "goal_id", "email", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    goal_id: Mapped[str] = mapped_column(String(128))
+    """The goal, or '' for the person's feed across all their goals of the tenant."""
+    email: Mapped[str] = mapped_column(String(320))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    issued_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]

@@ -13,7 +13,13 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sessions.models import Checkin, CoachingSessionRow, GoalProjection, Occurrence
+from services.sessions.models import (
+    CalendarFeed,
+    Checkin,
+    CoachingSessionRow,
+    GoalProjection,
+    Occurrence,
+)
 from shared.db import core
 
 
@@ -232,3 +238,46 @@ class SessionsRepository:
             .scalars()
             .all()
         )
+
+    # Calendars ---------------------------------------------------------------
+
+    async def occurrences_since(
+        self, goal_id: str, since: datetime, limit: int
+    ) -> list[Occurrence]:
+        """A goal's newest ``limit`` occurrences due from ``since`` on (history, the open one),
+        oldest first."""
+        rows = await self.session.execute(
+            select(Occurrence)
+            .where(Occurrence.goal_id == goal_id, Occurrence.due_at >= since)
+            .order_by(Occurrence.due_at.desc())
+            .limit(limit)
+        )
+        return list(reversed(rows.scalars().all()))
+
+    async def sessions_since(
+        self, goal_id: str, since: datetime, limit: int
+    ) -> list[CoachingSessionRow]:
+        """A goal's coaching sessions starting from ``since`` on, in any state, soonest first."""
+        rows = await self.session.execute(
+            select(CoachingSessionRow)
+            .where(CoachingSessionRow.goal_id == goal_id, CoachingSessionRow.starts_at >= since)
+            .order_by(CoachingSessionRow.starts_at)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def calendar_feed(self, feed_id: str, *, for_update: bool = False) -> CalendarFeed | None:
+        query = select(CalendarFeed).where(CalendarFeed.id == feed_id)
+        if for_update:
+            query = query.with_for_update()
+        found: CalendarFeed | None = (await self.session.execute(query)).scalar_one_or_none()
+        return found
+
+    async def calendar_feeds(self, tenant_id: str, goal_ids: Iterable[str]) -> list[CalendarFeed]:
+        """The feeds of these goals ('' is the person feeds) of one tenant."""
+        rows = await self.session.execute(
+            select(CalendarFeed).where(
+                CalendarFeed.tenant_id == tenant_id, CalendarFeed.goal_id.in_(list(goal_ids))
+            )
+        )
+        return list(rows.scalars())

@@ -183,8 +183,23 @@ class SessionOut(BaseModel):
     link: str | None
     status: SessionStatus
     reminder_lead_minutes: list[int]
+    sequence: int = Field(
+        description="iCalendar SEQUENCE: 0 when scheduled, +1 per reschedule and at cancelling."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class SessionReschedule(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"starts_at": "2030-05-07T15:00:00Z"}]},
+    )
+
+    starts_at: Instant
+    duration_minutes: int | None = Field(
+        default=None, ge=1, le=1440, description="Unchanged when omitted."
+    )
 
 
 ForecastKind = Literal[
@@ -237,3 +252,30 @@ class GoalRiskPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as ``cursor`` for the next page; null on the last page."
     )
+
+
+class CalendarLink(BaseModel):
+    feed_id: str
+    scope: Literal["goal", "person"] = Field(
+        description="`goal`: this goal only; `person`: all the person's goals of the tenant."
+    )
+    url: str | None = Field(
+        description="The feed URL (no credential needed); null once revoked or expired."
+    )
+    version: int = Field(description="Increases with every rotation; older URLs answer 404.")
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class ParticipantCalendars(BaseModel):
+    role: Role
+    name: str
+    email: str
+    goal_feed: CalendarLink
+    person_feed: CalendarLink
+
+
+class GoalCalendars(BaseModel):
+    goal_id: str
+    participants: list[ParticipantCalendars]

@@ -45,6 +45,17 @@ class SessionsSettings(ServiceSettings):
     snooze_max_minutes: int = Field(default=1440, ge=1, le=10_080)
     snooze_default_minutes: int = Field(default=60, ge=1, le=10_080)
 
+    # Calendar feeds
+    calendar_horizon_days: int = Field(
+        default=90, ge=1, le=366, description="How far ahead a feed lists check-ins."
+    )
+    calendar_history_days: int = Field(
+        default=30, ge=0, le=366, description="How far back a feed keeps check-ins and sessions."
+    )
+    calendar_token_days: int = Field(
+        default=365, ge=1, le=3650, description="A feed URL's token expires this long after issue."
+    )
+
     # Scheduler
     scheduler_enabled: bool = True
     scheduler_batch_size: int = Field(default=500, ge=1, le=10_000)

@@ -44,20 +44,37 @@ def sign_link(
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
-def verify_link(secret: str, token: str, *, action: str) -> dict[str, Any]:
-    """The link's claims, if it is genuine, unexpired and for ``action``."""
+def verify_link(
+    secret: str, token: str, *, action: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The link's claims, if it is genuine, unexpired and for ``action``.
+
+    ``now`` is the service's clock (the one ``sign_link`` was given); without
+    it the expiry is checked against the system clock.
+    """
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=["HS256"],
             audience=LINK_AUDIENCE,
-            options={"require": ["exp", "act", "tenant", "sub"]},
+            options={
+                "require": ["exp", "act", "tenant", "sub"],
+                "verify_exp": now is None,
+                "verify_iat": now is None,
+            },
         )
     except jwt.ExpiredSignatureError:
         raise LinkError("link has expired") from None
     except jwt.InvalidTokenError:
         raise LinkError("link is not valid") from None
+    if now is not None:
+        try:
+            expires = int(claims["exp"])
+        except (TypeError, ValueError):
+            raise LinkError("link is not valid") from None
+        if int(now.timestamp()) >= expires:
+            raise LinkError("link has expired")
     if claims.get("act") != action:
         raise LinkError("link is for another action")
     return claims

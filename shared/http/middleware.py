@@ -73,7 +73,7 @@ class RequestContextMiddleware:
             except Exception as error:
                 if response_started:
                     raise
-                response = unexpected_error_response(scope.get("path", ""), error)
+                response = unexpected_error_response(loggable_path(scope), error)
                 await response(scope, receive, send_with_ids)
             finally:
                 self._observe(scope, status, time.perf_counter() - started)
@@ -84,17 +84,29 @@ class RequestContextMiddleware:
         method = scope.get("method", "")
         metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
         metrics.HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
-        path = scope.get("path", "")
-        if path in _QUIET_PATHS and status < 400:
+        if scope.get("path", "") in _QUIET_PATHS and status < 400:
             return
         log.info(
             "http.request",
             method=method,
-            path=path,
+            path=loggable_path(scope),
             route=template,
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+def loggable_path(scope: Scope) -> str:
+    """The request path, or its route template when the path carries a credential.
+
+    A calendar feed URL is ``/v1/calendars/{token}.ics``: the token is the
+    credential, so a route with a ``{token}`` parameter is logged by template.
+    """
+    template = getattr(scope.get("route"), "path", None) or ""
+    if "{token}" in template:
+        return str(template)
+    path: str = scope.get("path", "")
+    return path
 
 
 class _BodyTooLarge(HTTPException):

@@ -6,6 +6,7 @@ same address also on another tenant's goal. Then ``POST /v1/erasures``:
 
 * without ``tenant:admin`` it is refused, a malformed address is a 422 problem;
 * the erasure completes once sessions and notifications confirmed;
+* her calendar feed answers until then, and 404 after;
 * every table of every service's database no longer holds her address or
   her name (the other tenant's rows, and only those, still do);
 * a later event of the same goal emails the mentor, never her, and the mail
@@ -203,6 +204,12 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
         await eventually(projected, timeout=30, what="sessions to know the goal")
         await eventually(lambda: len(mails_to(smtp, EMAIL)) >= 1, timeout=30, what="her email")
         await receiver.wait_for(1)
+        # Her calendar feed (a row holding her address): it works until she is erased.
+        calendars = await http.get(f"{urls['sessions']}/v1/goals/{goal_id}/calendars", headers=acme)
+        assert calendars.status_code == 200, calendars.text
+        (hers,) = [p for p in calendars.json()["participants"] if p["email"] == EMAIL]
+        feed_path = "/v1/calendars/" + hers["goal_feed"]["url"].split("/v1/calendars/", 1)[1]
+        assert (await http.get(urls["sessions"] + feed_path)).status_code == 200
 
         # An access request first: one document from the three services.
         export_url = f"{urls['goals']}/v1/people/export"
@@ -261,6 +268,7 @@ async def test_erasure_forgets_the_person_in_every_service_and_no_email_follows(
         }
         assert done["services"]["sessions"]["records"] >= 2  # the projection and the check-in
         assert done["services"]["notifications"]["records"] >= 2  # preference, messages
+        assert (await http.get(urls["sessions"] + feed_path)).status_code == 404
 
         again = await http.post(
             f"{urls['goals']}/v1/erasures", headers=admin, json={"email": EMAIL}

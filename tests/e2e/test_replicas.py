@@ -221,10 +221,11 @@ async def _set_up(http: httpx.AsyncClient, url: dict[str, str], receiver: Receiv
         },
     )
     assert endpoint.status_code == 201, endpoint.text
-    quiet = await http.put(
-        f"{url['notifications']}/v1/email-rules/session.reminder", json={"roles": []}
-    )
-    assert quiet.status_code == 200, quiet.text
+    for event_type in ("session.reminder", "session.scheduled"):
+        quiet = await http.put(
+            f"{url['notifications']}/v1/email-rules/{event_type}", json={"roles": []}
+        )
+        assert quiet.status_code == 200, quiet.text
     return str(endpoint.json()["secret"])
 
 

@@ -35,7 +35,14 @@ from tests.support.stack import Stack, StackFactory
 from tests.support.waiting import eventually
 
 ISSUER, AUDIENCE = "followthrough", "followthrough-api"
-OPEN_ROUTES = {"/healthz", "/readyz", "/v1/links/{action}", "/v1/unsubscribe"}
+OPEN_ROUTES = {
+    "/healthz",
+    "/readyz",
+    "/v1/links/{action}",
+    "/v1/links/calendar",
+    "/v1/unsubscribe",
+    "/v1/calendars/{token}.ics",
+}
 """Answer without a bearer credential by design (health; links whose token is the credential)."""
 ID_PARAMETERS = {
     "erasure_id",
@@ -45,6 +52,7 @@ ID_PARAMETERS = {
     "message_id",
     "event_id",
     "session_id",
+    "feed_id",
     "dead_letter_id",
     "external_ref",
 }
@@ -80,6 +88,7 @@ def _bodies(a: TenantData) -> dict[tuple[str, str], Any]:
             "duration_minutes": 30,
             "link": "https://meet.example.com/b",
         },
+        ("POST", "/v1/sessions/{session_id}/reschedule"): {"starts_at": at},
         ("POST", "/v1/endpoints"): {"url": "http://127.0.0.1:9/b-own"},
         ("PATCH", "/v1/endpoints/{endpoint_id}"): {"description": "taken", "enabled": False},
         ("POST", "/v1/messages/{message_id}/replay"): {"endpoint_id": a.ids["endpoint_id"]},
@@ -200,6 +209,11 @@ async def _tenant_a(
     )
     assert session.status_code == 201, session.text
     a.ids["session_id"] = session.json()["id"]
+    calendars = await http.get(f"{sessions}/v1/goals/{a.ids['goal_id']}/calendars", headers=headers)
+    assert calendars.status_code == 200, calendars.text
+    feed = calendars.json()["participants"][0]["goal_feed"]
+    a.ids["feed_id"] = feed["feed_id"]
+    a.markers.add(feed["url"].rsplit("/", 1)[1].removesuffix(".ics"))  # the feed's token
 
     for path, payload in [
         ("/v1/email-rules/checkin.missed", {"roles": ["mentor"]}),
@@ -248,6 +262,7 @@ async def _snapshot(
         "history": f"{goals}/v1/goals/{a.ids['goal_id']}/events",
         "checkins": f"{sessions}/v1/goals/{a.ids['goal_id']}/checkins",
         "session": f"{sessions}/v1/sessions/{a.ids['session_id']}",
+        "calendars": f"{sessions}/v1/goals/{a.ids['goal_id']}/calendars",
         "endpoint": f"{notifications}/v1/endpoints/{a.ids['endpoint_id']}",
         "rules": f"{notifications}/v1/email-rules",
         "templates": f"{notifications}/v1/templates",

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import update
 
 from services.notifications.delivery.outcomes import Claimed, OutcomeRecorder
+from services.notifications.email.invites import invite_for
 from services.notifications.email.render import EmailRenderer, TemplateOverride, compose
 from services.notifications.email.repository import EmailRepository
 from services.notifications.email.rules import QuietHours
@@ -123,6 +124,7 @@ class EmailDelivery:
             event_id=message.id,
             event_type=message.event_type,
             now=now,
+            invite=invite_for(message.event_type, payload, sender=self._settings.email_from),
         )
         started_at = self._clock.now()
         started = time.perf_counter()

@@ -30,6 +30,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from services.notifications.email.invites import Invite
 from services.notifications.email.rules import MISS_TYPES
 from services.notifications.settings import NotificationsSettings
 from shared.auth.links import sign_link
@@ -41,6 +42,8 @@ GENERIC = "_generic"
 HEADER_POLICY = email.policy.SMTP.clone(max_line_length=998)
 """CRLF, and lines up to RFC 5322's limit, so a long List-Unsubscribe URL is never encoded."""
 PARTS = ("subject.txt", "body.txt", "body.html")
+CALENDAR_LINK_TYPES = frozenset({"checkin.due_soon", "session.reminder"})
+"""Emails that carry an "add to calendar" link to the recipient's feed of the goal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,7 @@ class EmailRenderer:
             "checkin": None,
             "acknowledge": None,
             "snooze": None,
+            "calendar": None,
         }
         if goal_id and occurrence_id and event_type in MISS_TYPES | {"checkin.due_soon"}:
             sessions = self._settings.sessions_public_url.rstrip("/")
@@ -152,6 +156,18 @@ class EmailRenderer:
                     now=now,
                 )
                 links[action] = f"{sessions}/v1/links/{action}?token={quote(token)}"
+        if goal_id and event_type in CALENDAR_LINK_TYPES:
+            sessions = self._settings.sessions_public_url.rstrip("/")
+            token = sign_link(
+                self._link_secret,
+                action="calendar-subscribe",
+                tenant_id=tenant_id,
+                subject=goal_id,
+                claims={"email": email},
+                ttl=timedelta(days=self._settings.action_link_days),
+                now=now,
+            )
+            links["calendar"] = f"{sessions}/v1/links/calendar?token={quote(token)}"
         return links
 
     def render(
@@ -205,8 +221,13 @@ def compose(
     event_id: str,
     event_type: str,
     now: datetime,
+    invite: Invite | None = None,
 ) -> EmailMessage:
-    """The MIME message: multipart/alternative (text, HTML) with RFC 8058 one-click unsubscribe."""
+    """The MIME message: multipart/alternative (text, HTML) with RFC 8058 one-click unsubscribe.
+
+    A session email's iTIP invitation is a third alternative, ``text/calendar;
+    method=REQUEST`` (or ``CANCEL``), which is where mail clients look for it.
+    """
     message = EmailMessage(policy=HEADER_POLICY)
     message["From"] = settings.email_from
     name = " ".join(str(recipient.get("name") or "").split())
@@ -221,4 +242,11 @@ def compose(
     message["X-Followthrough-Event-Type"] = event_type
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    if invite is not None:
+        message.add_alternative(
+            invite.body,
+            maintype="text",
+            subtype="calendar",
+            params={"method": invite.method, "charset": "utf-8"},
+        )
     return message

@@ -26,6 +26,9 @@ DEFAULT_RULES: dict[str, list[str]] = {
     "milestone.completed": ["mentor", "coach"],
     "session.no_show": ["mentor", "coach"],
     "goal.completed": [EVERYONE],
+    "session.scheduled": [EVERYONE],
+    "session.rescheduled": [EVERYONE],
+    "session.cancelled": [EVERYONE],
 }
 """Event type -> roles emailed, unless the tenant overrides that type."""
 
@@ -124,14 +127,26 @@ def roles_for(event: CloudEvent, overrides: dict[str, list[str]]) -> list[str]:
     return roles
 
 
+SESSION_INVITE_TYPES = frozenset({"session.scheduled", "session.rescheduled", "session.cancelled"})
+"""Emails with a calendar invitation: they go to the session's participants, not the goal's."""
+
+
 def candidates(event: CloudEvent) -> list[Recipient]:
-    """Everyone on the goal, once per email address (the first role listed wins)."""
+    """Everyone on the goal, once per email address (the first role listed wins).
+
+    For a session's invitation, everyone in the session instead (a session may
+    have been scheduled with fewer people than the goal has).
+    """
     goal = goal_of(event)
     if goal is None:
         return []
+    participants = list(goal.participants)
+    session = getattr(event.data, "session", None)
+    if event.type in SESSION_INVITE_TYPES and getattr(session, "participants", None):
+        participants = list(session.participants)  # type: ignore[union-attr]
     seen: set[str] = set()
     people: list[Recipient] = []
-    for participant in goal.participants:
+    for participant in participants:
         email = str(participant.email).lower()
         if email in seen or is_erased_address(email):  # an erased person's stand-in
             continue

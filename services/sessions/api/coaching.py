@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from services.sessions.api.deps import Coaching, Reader, SessionId, Writer
-from services.sessions.schemas import SessionCreate, SessionOut
+from services.sessions.schemas import SessionCreate, SessionOut, SessionReschedule
 from shared.http.problems import problem_responses
 
 router = APIRouter(prefix="/v1")
@@ -71,3 +71,16 @@ async def session_no_show(
 )
 async def session_cancel(session_id: SessionId, principal: Writer, service: Coaching) -> SessionOut:
     return await service.conclude(principal.tenant_id, session_id, "cancelled")
+
+
+@router.post(
+    "/sessions/{session_id}/reschedule",
+    response_model=SessionOut,
+    tags=["coaching sessions"],
+    summary="Move a scheduled session (reminders re-planned, invites updated)",
+    responses=problem_responses(404, 409),
+)
+async def session_reschedule(
+    session_id: SessionId, payload: SessionReschedule, principal: Writer, service: Coaching
+) -> SessionOut:
+    return await service.reschedule(principal.tenant_id, session_id, payload)

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Form, Query, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, Response
 
+from services.sessions.calendars.service import CalendarService
 from services.sessions.recurrence import zone_of
 from services.sessions.schemas import CheckinCreate
 from services.sessions.service import CheckinService
@@ -162,6 +163,65 @@ def _minutes(value: int) -> str:
         hours = value // 60
         return f"{hours} hour" + ("s" if hours > 1 else "")
     return f"{value} minutes"
+
+
+SUBSCRIBE_ACTION = "calendar-subscribe"
+
+
+@router.get(
+    "/calendar",
+    response_class=HTMLResponse,
+    summary="The 'add to calendar' page of a reminder email: the recipient's feed URL",
+    description=(
+        "Verifies the signed link (action `calendar-subscribe`, subject the goal, claim "
+        "`email`) and shows that participant's calendar feed URL of the goal (creating the "
+        "feed on first use; nothing else changes)."
+    ),
+    responses={**_HTML_PAGE, **_HTML_ERRORS},
+)
+async def calendar_page(
+    request: Request, token: Annotated[str, Query(min_length=1, max_length=4096)]
+) -> Response:
+    secret = _settings(request).link_signing_secret.get_secret_value()
+    calendars: CalendarService = request.app.state.calendars
+    try:
+        try:
+            claims = verify_link(secret, token, action=SUBSCRIBE_ACTION)
+        except LinkError as error:
+            expired = "expired" in str(error)
+            raise ProblemError(
+                410 if expired else 400,
+                f"{error}; ask for a fresh email",
+                slug="link-expired" if expired else "invalid-link",
+            ) from None
+        tenant, goal, email = claims.get("tenant"), claims.get("sub"), claims.get("email")
+        if not all(isinstance(value, str) and value for value in (tenant, goal, email)):
+            raise ProblemError(400, "link is not valid", slug="invalid-link")
+        feed = await calendars.participant_feed(str(tenant), str(goal), str(email))
+        title = await _service(request).goal_title(str(tenant), str(goal))
+    except ProblemError as error:
+        return _problem_page(request, error)
+    if feed.url is None:
+        return _page(
+            200,
+            heading="Add to your calendar",
+            message="This calendar was switched off; ask your coach or operator for a new one.",
+            tone="problem",
+            goal_title=title,
+        )
+    return _page(
+        200,
+        heading="Add to your calendar",
+        message=(
+            "Subscribe to this address in your calendar app (Google Calendar: Other calendars, "
+            "From URL; Outlook: Add calendar, Subscribe from web; Apple Calendar: File, New "
+            "Calendar Subscription). Your check-ins and coaching sessions then appear there "
+            "and stay up to date. Keep the address to yourself: it is the key to this calendar."
+        ),
+        tone="prompt",
+        goal_title=title,
+        subscribe={"url": feed.url, "webcal": "webcal://" + feed.url.split("://", 1)[-1]},
+    )
 
 
 @router.get(

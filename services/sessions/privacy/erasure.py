@@ -7,7 +7,8 @@ same stand-in goals gave (the version is kept, so goals' own ``goal.updated``
 lands on it as the newer one), the check-ins of a goal the person was the
 mentee of lose their notes and blockers (the mentee's own words), other
 check-in notes, timer notes and coaching sessions are masked, and so are the
-outbox, idempotency answers and dead letters.
+outbox, idempotency answers and dead letters. The person's calendar feeds are
+deleted (their URLs answer 404 from then on).
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sessions.models import Checkin, CoachingSessionRow, GoalProjection, Timer
+from services.sessions.models import (
+    CalendarFeed,
+    Checkin,
+    CoachingSessionRow,
+    GoalProjection,
+    Timer,
+)
 from shared.clock import Clock
 from shared.db.database import Database
 from shared.db.tables import outbox
@@ -88,6 +95,10 @@ class SessionsErasure:
             self._finder.add_matches(target, tenant, participant_emails(row.snapshot))
         for meeting in coaching:
             self._finder.add_matches(target, tenant, participant_emails(meeting.participants))
+        feed_owners = await session.execute(
+            select(CalendarFeed.email).where(CalendarFeed.tenant_id == tenant).distinct()
+        )
+        self._finder.add_matches(target, tenant, feed_owners.scalars())
         # Goals' goal.updated may have replaced the projection already (the person is then the
         # stand-in there): the events sessions emitted about the goal still name the address.
         for payload in await _outbox_payloads(session, goal_ids):
@@ -114,6 +125,14 @@ class SessionsErasure:
                 .values(notes=None, blockers=[])
             )
             records += int(getattr(result, "rowcount", 0) or 0)
+        if target.emails:
+            # Their calendar feeds go: the URLs answer 404 from now on.
+            feeds = await session.execute(
+                delete(CalendarFeed).where(
+                    CalendarFeed.tenant_id == tenant, CalendarFeed.email.in_(target.emails)
+                )
+            )
+            records += int(getattr(feeds, "rowcount", 0) or 0)
         records += await _mask_texts(session, target, tenant, goal_ids)
         records += await scrub_platform(session, target, tenant, goal_ids)
         return records

@@ -141,6 +141,17 @@ class CoachingSession(EventData):
     location: str | None = Field(default=None, max_length=500)
     link: str | None = Field(default=None, max_length=2000)
     status: Literal["scheduled", "held", "no_show", "cancelled"]
+    sequence: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "The iCalendar SEQUENCE of the session: 0 when scheduled, one more at each "
+            "reschedule and at cancelling (invites and feeds use it)."
+        ),
+    )
+    previous_starts_at: datetime | None = Field(
+        default=None, description="On session.rescheduled: the start before the change."
+    )
 
 
 class SessionEventData(EventData):
@@ -216,6 +227,13 @@ class SessionScheduled(_SessionsTopicEvent):
     data: SessionEventData
 
 
+class SessionRescheduled(_SessionsTopicEvent):
+    """A scheduled session moved (``session.previous_starts_at`` says from when)."""
+
+    type: Literal["session.rescheduled"] = "session.rescheduled"
+    data: SessionEventData
+
+
 class SessionReminder(_SessionsTopicEvent):
     type: Literal["session.reminder"] = "session.reminder"
     data: SessionReminderData
@@ -246,6 +264,7 @@ SESSION_EVENTS: tuple[type[CloudEvent], ...] = (
     StreakUpdated,
     StreakBroken,
     SessionScheduled,
+    SessionRescheduled,
     SessionReminder,
     SessionHeld,
     SessionNoShow,

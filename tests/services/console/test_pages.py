@@ -207,6 +207,14 @@ async def test_a_missed_check_in_tops_the_ranking_and_the_goal_page_tells_its_st
     assert "checkin.due" in page  # the forecast of what comes next
     assert "(if missed)" in page
     assert "deliveries and attempts" in page  # each event links to its deliveries
+    # Each participant's calendar feeds, and they answer as calendars.
+    feeds = re.findall(r'<a href="(http[^"]+/v1/calendars/[^"]+\.ics)" rel="noreferrer">feed', page)
+    assert len(set(feeds)) == len(feeds) == 4  # Ada's and Grace's: this goal, all their goals
+    path = feeds[0].split("/v1/calendars/", 1)[1]
+    async with httpx.AsyncClient(base_url=stack.sessions) as plain:
+        calendar = await plain.get(f"/v1/calendars/{path}")
+    assert calendar.status_code == 200, calendar.json()["detail"]
+    assert calendar.headers["content-type"] == "text/calendar; charset=utf-8"
     event_link = re.search(r'href="(/messages/[^"]+)">deliveries and attempts', page)
     assert event_link
     message = await browser.get(event_link.group(1))

@@ -170,6 +170,13 @@ async def test_one_click_unsubscribe_stops_the_next_one(harness: HarnessFactory)
     subjects = [parsed(m)["Subject"] for m in h.sink.messages]
     assert len(subjects) == 2
     assert subjects[1].startswith("Check-in due")
+    # The reminder's "add to calendar" link: signed for Ada and this goal, to sessions.
+    text = parts(parsed(h.sink.messages[1]))["text/plain"]
+    (calendar_link,) = [w for w in text.split() if "/v1/links/calendar?token=" in w]
+    token = parse_qs(urlparse(calendar_link).query)["token"][0]
+    claims = verify_link(LINK_SECRET, token, action="calendar-subscribe")
+    assert claims["sub"] == goal.goal_id
+    assert claims["email"] == "ada@example.com"
     ada = next(d for d in routing["decisions"] if d["target"] == "ada@example.com")
     assert ada == {**ada, "matched": False, "reason": "unsubscribed"}
     assert preference["unsubscribed"] == ["checkin.missed"]
