@@ -11,8 +11,13 @@ CLOSED = ("completed", "abandoned")
 
 
 def _closed_goal_events() -> ColumnElement[bool]:
-    closed = select(Goal.id).where(Goal.status.in_(CLOSED))
-    return GoalEventRecord.goal_id.in_(closed)
+    # Events of a goal that is no longer open: closed, or deleted already (closed_goals).
+    still_open = select(Goal.id).where(Goal.status.not_in(CLOSED))
+    return GoalEventRecord.goal_id.not_in(still_open)
+
+
+def _closed_goals() -> ColumnElement[bool]:
+    return Goal.__table__.c.status.in_(CLOSED)
 
 
 def _completed_erasures() -> ColumnElement[bool]:
@@ -32,6 +37,18 @@ def goals_rules() -> list[RetentionRule]:
             why="A goal's event history is kept as long as the goal is open; once it is "
             "completed or abandoned, events older than the window go (a year covers a "
             "yearly review of the goal).",
+        ),
+        RetentionRule(
+            kind="closed_goals",
+            table=Goal.__table__,
+            age=Goal.__table__.c.updated_at,
+            tenant=Goal.__table__.c.tenant_id,
+            default=730 * DAY,
+            minimum=DAY,
+            only=_closed_goals,
+            why="A goal completed or abandoned (and untouched since) longer than this is "
+            "deleted with its milestones, participants and progress reports; two years, a "
+            "year past its history. Open goals are never purged.",
         ),
         RetentionRule(
             kind="ingested_events",

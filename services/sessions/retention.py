@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement
 
-from services.sessions.models import Checkin, CoachingSessionRow, Occurrence, Timer
+from services.sessions.models import (
+    Checkin,
+    CoachingSessionRow,
+    GoalProjection,
+    Occurrence,
+    Timer,
+)
 from shared.retention.rules import DAY, RetentionRule
 
 
@@ -20,12 +26,29 @@ def _finished_sessions() -> ColumnElement[bool]:
     return CoachingSessionRow.__table__.c.status != "scheduled"
 
 
+def _closed_goals() -> ColumnElement[bool]:
+    return GoalProjection.__table__.c.status.in_(("completed", "abandoned"))
+
+
 def sessions_rules() -> list[RetentionRule]:
     timers = Timer.__table__
     occurrences = Occurrence.__table__
     checkins = Checkin.__table__
     coaching = CoachingSessionRow.__table__
+    projections = GoalProjection.__table__
     return [
+        RetentionRule(
+            kind="closed_goals",
+            table=projections,
+            age=projections.c.updated_at,
+            tenant=projections.c.tenant_id,
+            default=730 * DAY,
+            minimum=DAY,
+            only=_closed_goals,
+            why="The projection of a goal completed or abandoned longer than this goes, as goals "
+            "deletes the goal (an event redelivered later than that would project it again; "
+            "the broker keeps none that long).",
+        ),
         RetentionRule(
             kind="checkins",
             table=checkins,

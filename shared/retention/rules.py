@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
-from shared.db.tables import dead_letters, processed_events
+from shared.db.tables import dead_letters, outbox, processed_events
 
 DAY = timedelta(days=1)
 
@@ -45,13 +45,32 @@ class RetentionRule:
         return list(self.table.primary_key.columns)
 
 
-def platform_rules(topic_retention: timedelta) -> list[RetentionRule]:
+def _published() -> ColumnElement[bool]:
+    return outbox.c.sent_at.is_not(None)
+
+
+def platform_rules(
+    topic_retention: timedelta,
+    outbox_retention: timedelta = 3 * DAY,
+    outbox_replay: timedelta = DAY,
+) -> list[RetentionRule]:
     """The rules of the tables every service has.
 
-    The outbox is purged by its relay (``OUTBOX_RETENTION_HOURS``), idempotency
-    keys after 24 hours by the runtime; both are bounded already.
+    Idempotency keys are purged after 24 hours by the runtime. The relay also
+    deletes published outbox rows now and then; the purger does it in batches.
     """
     return [
+        RetentionRule(
+            kind="outbox",
+            table=outbox,
+            age=outbox.c.sent_at,
+            default=outbox_retention,
+            minimum=outbox_replay,
+            only=_published,
+            why="Published events are kept to be published again to a new broker cluster "
+            "(OUTBOX_REPLAY_HOURS, the floor); the default is OUTBOX_RETENTION_HOURS. Unsent "
+            "rows are never purged.",
+        ),
         RetentionRule(
             kind="processed_events",
             table=processed_events,

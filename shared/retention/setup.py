@@ -19,7 +19,14 @@ def build_purger(
     topic_retention = timedelta(hours=settings.kafka_topic_retention_hours)
     store = RetentionStore(
         runtime.database,
-        [*platform_rules(topic_retention), *rules],
+        [
+            *platform_rules(
+                topic_retention,
+                timedelta(hours=settings.outbox_retention_hours),
+                timedelta(hours=settings.outbox_replay_hours),
+            ),
+            *rules,
+        ],
         settings.retention_seconds,
         floors=settings.retention_floors,
     )

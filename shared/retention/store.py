@@ -40,10 +40,11 @@ class RetentionStore:
         self._db = database
         self._floors = floors
         self.rules = {rule.kind: rule for rule in rules}
-        unknown = sorted(set(deployment or {}) - set(self.rules))
-        if unknown:
-            raise ValueError(f"unknown retention kinds: {', '.join(unknown)}")
-        self._deployment = {k: timedelta(seconds=v) for k, v in (deployment or {}).items()}
+        # One RETENTION_SECONDS may be given to every service (FOLLOWTHROUGH_…): each takes
+        # the kinds it has and leaves the others' alone.
+        self._deployment = {
+            k: timedelta(seconds=v) for k, v in (deployment or {}).items() if k in self.rules
+        }
 
     def default(self, rule: RetentionRule) -> timedelta:
         return self.floored(rule, self._deployment.get(rule.kind, rule.default))

@@ -260,7 +260,9 @@ async def scrape_when_settled(
         return (
             all(value(m, "followthrough_outbox_backlog") == 0 for m in scraped.values())
             and value(notifications, "followthrough_endpoints", state="enabled") == 1
-            and len(lag) == 18  # every partition of goals, sessions and privacy, all caught up
+            # Intake: every partition of goals, sessions and privacy; the erasure consumer:
+            # privacy's again. All caught up.
+            and len(lag) == 24
             and set(lag) == {0}
             and value(sessions, "followthrough_scheduler_lag_seconds", kind="checkin.missed")
             is not None
@@ -358,7 +360,7 @@ def check_metrics(
         (labels["topic"], labels["partition"])
         for labels, _ in sessions["followthrough_consumer_lag"]
     }
-    privacy_topic = f"{topic_prefix}privacy"  # sessions erases a person's part too
+    privacy_topic = f"{topic_prefix}privacy"
     assert partitions == {
         (topic, str(p)) for topic in (goals_topic, privacy_topic) for p in range(6)
     }
