@@ -57,8 +57,8 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 CONSUMER_LAG = Gauge(
     "followthrough_consumer_lag",
-    "Records between the consumer position and the partition high watermark.",
-    ["service", "topic", "partition"],
+    "Records between the consumer group's position and the partition high watermark.",
+    ["service", "group", "topic", "partition"],
 )
 SCHEDULER_LAG = Gauge(
     "followthrough_scheduler_lag_seconds",

@@ -72,7 +72,9 @@ def read_replica(status: ServiceStatus, url: str, http: httpx.Client) -> None:
             elif name == "followthrough_outbox_oldest_age_seconds":
                 status.outbox_oldest_age_seconds = _larger(status.outbox_oldest_age_seconds, value)
             elif name == "followthrough_consumer_lag":
-                status.consumer_lag[labels["topic"]][labels["partition"]] = value
+                # Groups that read one topic (intake, erasure): the one furthest behind.
+                parts = status.consumer_lag[labels["topic"]]
+                parts[labels["partition"]] = _larger(parts.get(labels["partition"]), value)
             elif name == "followthrough_scheduler_lag_seconds":
                 kind = labels["kind"]
                 status.scheduler_lag_seconds[kind] = _larger(

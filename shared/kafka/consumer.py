@@ -107,7 +107,7 @@ class ConsumerRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._in_flight = asyncio.Lock()
-        self._lag = PartitionLag(service)
+        self._lag = PartitionLag(service, group_id)
         self.running = asyncio.Event()
         # Every series exists from the start at 0: increase() over a series that appears
         # at 1 sees no increase, so the first dead letter would never alert.

@@ -21,10 +21,17 @@ REFRESH_SECONDS = 1.0
 
 
 class PartitionLag:
-    """The lag of the partitions one consumer holds, refreshed at most once a second."""
+    """The lag of the partitions one consumer holds, refreshed at most once a second.
 
-    def __init__(self, service: str) -> None:
+    Labelled by consumer group as well as service: one process runs several
+    consumers (notifications reads the privacy topic in its intake group and
+    in its erasure group), and each must neither overwrite nor forget the
+    other's series.
+    """
+
+    def __init__(self, service: str, group: str) -> None:
         self._service = service
+        self._group = group
         self._lag: dict[TopicPartition, int] = {}
         self._observed_at = 0.0
 
@@ -54,7 +61,9 @@ class PartitionLag:
             self._observed_at = now
         self.forget(set(self._lag) - set(lag))
         for tp, value in lag.items():
-            metrics.CONSUMER_LAG.labels(self._service, tp.topic, str(tp.partition)).set(value)
+            metrics.CONSUMER_LAG.labels(
+                self._service, self._group, tp.topic, str(tp.partition)
+            ).set(value)
         self._lag = lag
 
     def forget(self, partitions: set[TopicPartition] | None = None) -> None:
@@ -62,4 +71,4 @@ class PartitionLag:
         for tp in set(self._lag) if partitions is None else partitions:
             self._lag.pop(tp, None)
             with contextlib.suppress(KeyError):
-                metrics.CONSUMER_LAG.remove(self._service, tp.topic, str(tp.partition))
+                metrics.CONSUMER_LAG.remove(self._service, self._group, tp.topic, str(tp.partition))

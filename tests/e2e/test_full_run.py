@@ -364,6 +364,13 @@ def check_metrics(
     assert partitions == {
         (topic, str(p)) for topic in (goals_topic, privacy_topic) for p in range(6)
     }
+    # Notifications reads privacy in two groups (intake and erasure): each keeps its own series.
+    privacy_groups = {
+        labels["group"]
+        for labels, _ in notifications["followthrough_consumer_lag"]
+        if labels["topic"] == privacy_topic
+    }
+    assert len(privacy_groups) == 2
     # Scheduler lag per kind of timer: nothing due yet.
     for kind in ("checkin.due_soon", "checkin.missed", "checkin.escalated", "session.reminder"):
         assert value(sessions, "followthrough_scheduler_lag_seconds", kind=kind) == 0

@@ -133,7 +133,12 @@ async def test_lag_is_highwater_minus_position_per_partition(bench: Workbench) -
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-    labels = {"service": bench.service, "topic": bench.topic, "partition": "0"}
+    labels = {
+        "service": bench.service,
+        "group": f"{bench.topic}.group",
+        "topic": bench.topic,
+        "partition": "0",
+    }
     handler = RecordingHandler(hold={"evt-0003"})
     bench.settings = bench.settings.model_copy(update={"consumer_max_batch": 1})
     runner = bench.runner(handler)
