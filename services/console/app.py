@@ -27,6 +27,7 @@ from services.console import (
     pages_goals,
     pages_home,
     pages_messages,
+    pages_retention,
 )
 from services.console.errors import UnexpectedErrorPages, install_error_pages
 from services.console.settings import ConsoleSettings
@@ -51,6 +52,7 @@ PAGE_ROUTERS = tuple(
         pages_messages,
         pages_goals,
         pages_failures,
+        pages_retention,
     )
 )
 """Every page and form action (tests walk them to check each asks for sign-in)."""

@@ -302,3 +302,20 @@ class DeadLetter(Upstream):
 class DeadLetterPage(Upstream):
     items: list[DeadLetter]
     next_cursor: str | None = None
+
+
+# retention (every service) -------------------------------------------------------------
+
+
+class RetentionWindow(Upstream):
+    kind: str
+    seconds: int
+    default_seconds: int
+    minimum_seconds: int
+    tenant_seconds: int | None = None
+    per_tenant: bool
+    why: str
+
+
+class Retention(Upstream):
+    windows: list[RetentionWindow]

@@ -39,6 +39,7 @@ NOTICES = {
     "replay-none": "No enabled endpoint matches this message now; nothing was queued.",
     "recovered": "Every failed delivery since then is queued again.",
     "redriven": "The dead letter is back on its source topic.",
+    "retention-saved": "The retention windows are saved; the purger applies them on its next pass.",
 }
 
 

@@ -102,6 +102,8 @@ class Milestone(Base):
     """Of the last event about this milestone: ``milestone.overdue`` continues its chain."""
     causation_id: Mapped[str | None] = mapped_column(String(128), default=None)
     """That event's id, which becomes the causation of ``milestone.overdue``."""
+    traceparent: Mapped[str | None] = mapped_column(String(128), default=None)
+    """The W3C trace context of that change: the overdue firing, days later, links to it."""
 
 
 class ProgressReport(Base):

@@ -19,14 +19,16 @@ import contextlib
 from datetime import timedelta
 
 from services.goals import milestones
+from services.goals.models import Milestone
 from services.goals.service import GoalsService
-from shared import metrics
+from shared import metrics, tracing
 from shared.clock import Clock
 from shared.db.database import is_unavailable
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 KIND = "milestone_overdue"
+_NO_SPAN = contextlib.nullcontext()  # while tracing is off (reusable)
 
 
 class OverdueTimer:
@@ -112,9 +114,14 @@ class OverdueTimer:
                     # The announcement continues the chain of the event that set the date.
                     work.correlation_id = milestone.correlation_id
                     work.causation_id = milestone.causation_id
-                    milestones.fire_overdue(state, milestone, now=now, emit=work.emit)
-                    fired += 1
                     late = now - due > timedelta(seconds=self._poll * 2)
+                    with (
+                        _firing_span(state.goal.id, milestone, late)
+                        if tracing.enabled
+                        else _NO_SPAN
+                    ):
+                        milestones.fire_overdue(state, milestone, now=now, emit=work.emit)
+                    fired += 1
                     metrics.TIMERS_FIRED.labels("goals", KIND, str(late).lower()).inc()
                     log.info(
                         "goals.milestone.overdue",
@@ -130,3 +137,26 @@ class OverdueTimer:
         lag = (now - oldest).total_seconds() if oldest is not None else 0.0
         metrics.SCHEDULER_LAG.labels("goals", KIND).set(max(lag, 0.0))
         return len(states)
+
+
+def _firing_span(
+    goal_id: str, milestone: Milestone, late: bool
+) -> contextlib.AbstractContextManager[object]:
+    """The firing's span, in the scheduler's trace, linked to the change that set the date."""
+    from shared.tracing.spans import span
+
+    return span(
+        f"fire {KIND}",
+        link=milestone.traceparent,
+        attributes={
+            "followthrough.timer.kind": KIND,
+            "followthrough.timer.due_at": milestone.overdue_at.isoformat()
+            if milestone.overdue_at
+            else "",
+            "followthrough.timer.late": late,
+            "followthrough.goal_id": goal_id,
+            "followthrough.milestone_id": milestone.id,
+            "followthrough.tenant_id": milestone.tenant_id,
+            "followthrough.correlation_id": milestone.correlation_id or "",
+        },
+    )

@@ -78,6 +78,7 @@ class Work:
             made = [m for m in state.added if isinstance(m, Milestone)]
             for milestone in [change.milestone] if change.milestone is not None else made:
                 milestone.correlation_id, milestone.causation_id = event.correlationid, event.id
+                milestone.traceparent = event.traceparent
         if id(state) not in self._touched:
             self._touched.add(id(state))
             self.states.append(state)

@@ -7,6 +7,7 @@ way a person does, including its CSRF checks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -77,10 +78,19 @@ class Browser:
         return matches[0]
 
     async def submit(
-        self, page: httpx.Response, action: str, *, follow: bool = True, **fields: str
+        self,
+        page: httpx.Response,
+        action: str,
+        *,
+        follow: bool = True,
+        named: Mapping[str, str] | None = None,
+        **fields: str,
     ) -> httpx.Response:
-        """Submit the page's form for ``action`` with its own hidden fields and ``fields``."""
-        values = {**self.form(page, action).fields, **fields}
+        """Submit the page's form for ``action`` with its own fields and ``fields``.
+
+        ``named`` takes fields whose names are not Python identifiers (``days.messages``).
+        """
+        values = {**self.form(page, action).fields, **(named or {}), **fields}
         response = await self.http.post(action, data=values)
         while follow and response.is_redirect:
             response = await self.http.get(response.headers["location"])

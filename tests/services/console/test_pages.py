@@ -18,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from shared.auth.tokens import TENANT_ADMIN_SCOPE, TENANT_SCOPES
 from shared.events import build_event
 from shared.events.catalog.goals import GoalCreated, GoalEventData
 from tests.services.console.browser import Browser
@@ -322,3 +323,52 @@ async def test_one_tenant_never_sees_anothers_data(stack: Stack, token: Callable
     assert f'action="{endpoint_path}/disable"' in still.text  # still enabled
     await owner.close()
     await stranger.close()
+
+
+async def test_retention_is_shown_per_service_and_changed_through_the_form(
+    stack: Stack, token: Callable[..., str]
+) -> None:
+    name = tenant()
+    admin = (*TENANT_SCOPES, TENANT_ADMIN_SCOPE)
+    browser = await signed_in(stack, token(name, admin))
+    page = await browser.get("/retention")
+    assert page.status_code == 200, page.text
+    shown = (("goals", "goal_history"), ("sessions", "checkins"), ("notifications", "attempts"))
+    for service, kind in shown:
+        assert f'id="retention-{service}"' in page.text
+        assert f"<code>{kind}</code>" in page.text
+    assert "30 days" in page.text  # messages' default, as a person reads it
+
+    saved = await browser.submit(page, "/retention/notifications", named={"days.messages": "7"})
+    assert "retention windows are saved" in saved.text
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token(name, admin)}"}) as api:
+        windows = (await api.get(f"{stack.notifications}/v1/retention")).json()["windows"]
+        messages = next(w for w in windows if w["kind"] == "messages")
+        assert (messages["tenant_seconds"], messages["seconds"]) == (7 * 86_400, 7 * 86_400)
+        # The form shows the tenant's own window; a blank field returns the kind to the default.
+        assert 'name="days.messages" value="7"' in saved.text
+        reset = await browser.submit(saved, "/retention/notifications", named={"days.messages": ""})
+        assert "retention windows are saved" in reset.text
+        windows = (await api.get(f"{stack.notifications}/v1/retention")).json()["windows"]
+        messages = next(w for w in windows if w["kind"] == "messages")
+        assert (messages["tenant_seconds"], messages["seconds"]) == (None, 30 * 86_400)
+
+    not_a_number = await browser.submit(
+        reset, "/retention/notifications", named={"days.messages": "soon"}
+    )
+    assert not_a_number.status_code == 400
+    assert "not a number of days" in not_a_number.text
+    below_minimum = await browser.submit(
+        reset, "/retention/notifications", named={"days.messages": "0.01"}
+    )
+    assert below_minimum.status_code == 422  # the service's own floor, named by it
+    assert "messages" in below_minimum.text
+    await browser.close()
+
+    # Without tenant:admin every section shows the service's refusal, not an error page.
+    reader = await signed_in(stack, token(tenant()))
+    refused = await reader.get("/retention")
+    assert refused.status_code == 200
+    assert refused.text.count("may not read this") == 3
+    assert "/retention/notifications" not in refused.text
+    await reader.close()

@@ -6,14 +6,21 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import func, select
 
 from services.goals.models import GoalEventRecord
 from services.goals.scheduler import OverdueTimer
+from services.goals.schemas import GoalCreate
 from services.goals.service import GoalsService
+from shared import tracing
 from shared.db.database import Database
 from shared.events.catalog.goals import MilestoneEventData
 from shared.outbox.writer import Outbox
+from shared.tracing import spans
 from tests.services.goals.fixtures import GoalsApi, goal_body
 
 
@@ -207,3 +214,38 @@ async def test_the_announcement_continues_the_chain_that_set_the_due_date(
         "plan-78",
         added_event.id,
     )
+
+
+async def test_the_firing_links_to_the_trace_of_the_change_that_set_the_date(
+    goals: GoalsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    monkeypatch.setattr(spans, "tracer", lambda: provider.get_tracer("test"))
+    monkeypatch.setattr(tracing, "enabled", True)
+    timer = await _manual_timer(goals)
+    service: GoalsService = goals.app.state.goals
+    body = GoalCreate.model_validate(
+        goal_body(milestones=[{"title": "Run 10 km", "due_date": "2030-01-08"}])
+    )
+    # The change that sets the date, in a trace (the request's span, when served traced).
+    with spans.span("POST /v1/goals") as planning:
+        created = await service.create_goal("acme", body)
+    planned = planning.get_span_context()
+    await goals.clock.set(datetime(2030, 1, 9, tzinfo=UTC))
+    await timer.fire_due()
+    provider.shutdown()
+
+    [fire] = [s for s in memory.get_finished_spans() if s.name == "fire milestone_overdue"]
+    assert fire.parent is None  # days later: a trace of the scheduler's own, linked back
+    assert [(link.context.trace_id, link.context.span_id) for link in fire.links] == [
+        (planned.trace_id, planned.span_id)
+    ]
+    assert fire.attributes is not None
+    assert fire.attributes["followthrough.milestone_id"] == created.milestones[0].milestone_id
+    # The announcement is made in the firing's span: its consumers continue that trace.
+    events = await goals.events_of(created.goal_id, 2)
+    [overdue] = [e for e in events if e.type == "milestone.overdue"]
+    assert overdue.traceparent is not None
+    assert overdue.traceparent.split("-")[1] == format(fire.context.trace_id, "032x")
