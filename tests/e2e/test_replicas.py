@@ -186,10 +186,24 @@ async def test_two_replicas_each_lose_nothing_and_fire_nothing_twice_when_one_is
 
     for name in SERVICES:
         assert after_kill(survivor[name], "leadership.acquired"), f"{name}: no relay takeover"
-    for name, partitions in (("sessions", 6), ("notifications", 12)):
+    # Each consumer group's last assignment on the survivor: every partition of its topics
+    # (6 each). Sessions and notifications each read privacy in an erasure group too.
+    groups = {
+        "sessions": [{"goals"}, {"privacy"}],
+        "notifications": [{"goals", "sessions", "privacy"}, {"privacy"}],
+    }
+    for name, topic_sets in groups.items():
         assignments = after_kill(survivor[name], "consumer.partitions.assigned")
         assert assignments, f"{name}: the survivor was never given the partitions"
-        assert len(assignments[-1]["partitions"]) == partitions
+        latest = {line["group"]: line["partitions"] for line in assignments}
+        held_topics = sorted(
+            sorted({part.rsplit(":", 1)[0].rsplit(".", 1)[-1] for part in parts})
+            for parts in latest.values()
+        )
+        assert held_topics == sorted(sorted(topics) for topics in topic_sets)
+        for group, parts in latest.items():
+            topics = {part.rsplit(":", 1)[0] for part in parts}
+            assert len(set(parts)) == 6 * len(topics), f"{name} {group}: {parts}"
         held = [
             line
             for line in doomed[name].log_lines()
