@@ -24,7 +24,7 @@ from shared.events.catalog.goals import GOALS_TOPIC
 from shared.events.catalog.privacy import PRIVACY_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
-from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.consumer import QUIET_TOPIC_FETCH_WAIT_MS, ConsumerRunner
 from shared.retention.api import router as retention_router
 from shared.retention.setup import build_purger
 from shared.runtime import ServiceRuntime
@@ -80,6 +80,7 @@ def create_app(settings: GoalsSettings, *, clock: Clock | None = None) -> FastAP
             service="goals",
             dead_letters=runtime.dead_letters,
             broker=runtime.broker,
+            fetch_max_wait_ms=QUIET_TOPIC_FETCH_WAIT_MS,
         )
     )
     retention = build_purger(runtime, clock, goals_rules())

@@ -31,7 +31,7 @@ from shared.events.catalog.privacy import PRIVACY_TOPIC
 from shared.events.catalog.sessions import SESSIONS_TOPIC
 from shared.http.app import create_service_app
 from shared.kafka.config import dlq_topic
-from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.consumer import QUIET_TOPIC_FETCH_WAIT_MS, ConsumerRunner
 from shared.privacy.api import part_router
 from shared.retention.api import router as retention_router
 from shared.retention.setup import build_purger
@@ -116,6 +116,7 @@ def create_app(
             service="notifications",
             dead_letters=runtime.dead_letters,
             broker=runtime.broker,
+            fetch_max_wait_ms=QUIET_TOPIC_FETCH_WAIT_MS,
         )
     )
     retention = build_purger(runtime, clock, notifications_rules())

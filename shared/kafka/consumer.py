@@ -63,6 +63,15 @@ class _CommitStuck(Exception):
     """The broker kept refusing a commit as retriable; only a fresh client gets past it."""
 
 
+QUIET_TOPIC_FETCH_WAIT_MS = 500
+"""The fetch wait of consumers of rare, unhurried events (erasures on the privacy topic).
+
+Kafka's own default. Each idle consumer at the hot paths' short wait sends a
+fetch every few milliseconds; on two cores at 100 events/s the idle privacy
+consumers alone cost more CPU than some whole services (docs/performance.md).
+"""
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -77,8 +86,10 @@ class ConsumerRunner:
         retry_delay: float = 0.2,
         dead_letters: DeadLetterStore | None = None,
         broker: BrokerWatch | None = None,
+        fetch_max_wait_ms: int | None = None,
     ) -> None:
         self._settings = settings
+        self._fetch_max_wait_ms = fetch_max_wait_ms or settings.kafka_fetch_max_wait_ms
         self._broker = broker
         self._cluster_id: str | None = None
         self._topics = list(topics)
@@ -208,7 +219,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._settings.consumer_max_batch,
-            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
             session_timeout_ms=self._settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
             rebalance_timeout_ms=30_000,
