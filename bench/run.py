@@ -21,7 +21,17 @@ from bench.lib.options import database_name, parser
 from bench.lib.phase import load_average
 from bench.lib.results import Headline, headline
 
-SCENARIOS = ["floor", "e2e", "ingest", "fanout", "isolation", "email", "scheduler", "retention"]
+SCENARIOS = [
+    "floor",
+    "broker",
+    "e2e",
+    "ingest",
+    "fanout",
+    "isolation",
+    "email",
+    "scheduler",
+    "retention",
+]
 
 
 def best_probe(ladder: dict[str, Any]) -> float:
