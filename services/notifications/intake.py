@@ -166,8 +166,8 @@ class IntakeHandler:
                 context.suppressed = await self._suppression.load(
                     session, [item.event for item in fresh]
                 )
-            await self._project_quiet_hours(emails, context)
             now = self._clock.now()
+            await self._project_quiet_hours(emails, context, now)
             for item in fresh:
                 with event_scope(item.event):
                     created += self._store(context, item, now, rows)
@@ -230,7 +230,9 @@ class IntakeHandler:
             quiet_updates=updates,
         )
 
-    async def _project_quiet_hours(self, emails: EmailRepository, context: BatchContext) -> None:
+    async def _project_quiet_hours(
+        self, emails: EmailRepository, context: BatchContext, now: datetime
+    ) -> None:
         """Keep each goal's policy quiet hours; write only where this batch has a newer one."""
         rows: list[dict[str, Any]] = []
         for (tenant, goal_id), goal in context.quiet_updates.items():
@@ -247,6 +249,8 @@ class IntakeHandler:
                     "quiet_start": start,
                     "quiet_end": end,
                     "version": goal.version,
+                    "status": goal.status,
+                    "updated_at": now,
                 }
             )
             context.quiet_hours[(tenant, goal_id)] = GoalQuietHours(**rows[-1])

@@ -203,7 +203,11 @@ class DigestEntry(Base):
 
 
 class GoalQuietHours(Base):
-    """The quiet hours of each goal's check-in policy, kept from goal events."""
+    """The quiet hours of each goal's check-in policy, kept from goal events.
+
+    With the goal's status and when it was last written, so the row of a goal
+    closed long ago is purged like the goal itself (the ``closed_goals`` rule).
+    """
 
     __tablename__ = "goal_quiet_hours"
 
@@ -212,6 +216,9 @@ class GoalQuietHours(Base):
     quiet_start: Mapped[str | None] = mapped_column(String(5))
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str | None] = mapped_column(String(16))
+    """None on rows written before the status was kept, until the goal's next event."""
+    updated_at: Mapped[datetime | None]
 
 
 class Suppression(Base):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, select
 
-from services.notifications.models import Attempt, Delivery, DigestEntry, ErasedMessage, Message
+from services.notifications.models import (
+    Attempt,
+    Delivery,
+    DigestEntry,
+    ErasedMessage,
+    GoalQuietHours,
+    Message,
+)
 from services.notifications.repository import PENDING
 from shared.retention.rules import DAY, RetentionRule
 
@@ -12,6 +19,10 @@ from shared.retention.rules import DAY, RetentionRule
 def _settled_messages() -> ColumnElement[bool]:
     open_deliveries = select(Delivery.message_id).where(Delivery.status == PENDING)
     return Message.__table__.c.id.not_in(open_deliveries)
+
+
+def _closed_goals() -> ColumnElement[bool]:
+    return GoalQuietHours.__table__.c.status.in_(("completed", "abandoned"))
 
 
 def _digested() -> ColumnElement[bool]:
@@ -23,6 +34,7 @@ def notifications_rules() -> list[RetentionRule]:
     attempts = Attempt.__table__
     digests = DigestEntry.__table__
     erased = ErasedMessage.__table__
+    quiet_hours = GoalQuietHours.__table__
     return [
         RetentionRule(
             kind="messages",
@@ -53,6 +65,17 @@ def notifications_rules() -> list[RetentionRule]:
             minimum=DAY,
             only=_digested,
             why="Entries already rolled into a sent digest; pending ones wait for their digest.",
+        ),
+        RetentionRule(
+            kind="closed_goals",
+            table=quiet_hours,
+            age=quiet_hours.c.updated_at,
+            tenant=quiet_hours.c.tenant_id,
+            default=730 * DAY,
+            minimum=DAY,
+            only=_closed_goals,
+            why="The quiet hours of a goal completed or abandoned longer than this go, as goals "
+            "deletes the goal and sessions its projection (the window is theirs).",
         ),
         RetentionRule(
             kind="erased_messages",

@@ -19,8 +19,8 @@ from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 SERVICES = ("goals", "sessions", "notifications")
-LIVE_STATE = {"goals.erasures", "notifications.goal_quiet_hours"}
-"""One small row per erasure or per goal ever seen: not traffic, never purged by the soak."""
+LIVE_STATE = {"goals.erasures"}
+"""One small row per erasure: not traffic, never purged by the soak."""
 SHORT_WINDOWS = (
     "closed_goals",
     "goal_history",

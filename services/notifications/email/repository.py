@@ -39,6 +39,8 @@ def _upsert_quiet_hours(dialect: str) -> Any:
             "quiet_start": statement.excluded.quiet_start,
             "quiet_end": statement.excluded.quiet_end,
             "version": statement.excluded.version,
+            "status": statement.excluded.status,
+            "updated_at": statement.excluded.updated_at,
         },
         where=GoalQuietHours.version < statement.excluded.version,
     )
@@ -161,8 +163,8 @@ class EmailRepository:
     async def upsert_quiet_hours(self, rows: Sequence[dict[str, Any]]) -> None:
         """Keep the newest version of goals' quiet hours (events may arrive out of order).
 
-        ``rows`` carry tenant_id, goal_id, quiet_start, quiet_end and version;
-        one statement for all of them.
+        ``rows`` carry tenant_id, goal_id, quiet_start, quiet_end, version,
+        status and updated_at; one statement for all of them.
         """
         if rows:
             await core.execute(self._session, _UPSERT_QUIET_HOURS[self._dialect()], list(rows))

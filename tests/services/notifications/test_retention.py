@@ -19,11 +19,13 @@ from sqlalchemy import func, insert, select
 
 from services.notifications.app import create_app
 from services.notifications.intake_rows import delivery_values
-from services.notifications.models import Attempt, Delivery, Message
+from services.notifications.models import Attempt, Delivery, GoalQuietHours, Message
 from services.notifications.repository import SUCCEEDED
 from shared.auth.tokens import TENANT_ADMIN_SCOPE, TENANT_SCOPES
 from shared.clock import ManualClock
 from shared.db.tables import processed_events
+from tests.services.notifications import factories
+from tests.services.notifications.conftest import HarnessFactory
 from tests.support.apps import serving
 
 DAY = timedelta(days=1)
@@ -176,3 +178,34 @@ async def test_only_one_replica_purges_and_another_takes_over_when_it_stops(
         assert standby == {}  # purged nothing: the other replica leads
         await first.state.retention.stop()  # releases the lock, as a dying process would
         assert "messages" in await second.state.retention.run_once()
+
+
+async def test_a_closed_goals_quiet_hours_go_after_the_window_and_an_open_ones_stay(
+    harness: HarnessFactory,
+) -> None:
+    """The per-goal projection is traffic too: every goal ever seen would otherwise stay."""
+    async with harness(retention_enabled=False) as h:
+        closed = factories.goal_snapshot(quiet=("22:00", "07:00"), version=3, status="completed")
+        open_goal = factories.goal_snapshot(quiet=("21:00", "06:00"), version=2)
+        completed = factories.goal_completed(closed)
+        progressing = factories.milestone_completed(open_goal)
+        await h.publish(completed, progressing)
+        for event in (completed, progressing):
+            await h.wait_message(event.id, lambda m: True)
+        async with h.app.state.runtime.database.reader() as session:
+            rows = {
+                row.goal_id: row
+                for row in (await session.execute(select(GoalQuietHours))).scalars()
+            }
+        assert rows[closed.goal_id].status == "completed"
+        assert rows[closed.goal_id].updated_at == h.clock.now()
+        assert rows[open_goal.goal_id].status == "active"
+
+        await h.clock.advance(729 * DAY)
+        assert (await h.app.state.retention.run_once())["closed_goals"] == 0
+        await h.clock.advance(2 * DAY)
+        assert (await h.app.state.retention.run_once())["closed_goals"] == 1
+
+        async with h.app.state.runtime.database.reader() as session:
+            kept = set((await session.execute(select(GoalQuietHours.goal_id))).scalars())
+        assert kept == {open_goal.goal_id}
