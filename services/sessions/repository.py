@@ -37,6 +37,14 @@ class SessionsRepository:
         """New rows in one Core INSERT per table (see :func:`shared.db.core.insert_new`)."""
         await core.insert_new(self.session, rows)
 
+    async def write_and_detach(self, rows: Sequence[object]) -> None:
+        """Write the changes of ``rows`` and every new row in Core statements, then detach them.
+
+        For a session that ends with its transaction: see
+        :func:`shared.db.core.write_and_detach`.
+        """
+        await core.write_and_detach(self.session, [*self.session.new, *rows])
+
     # Goals -----------------------------------------------------------------
 
     async def goal(

@@ -13,10 +13,10 @@ their rows) is kept.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable, Insert, Table, insert
+from sqlalchemy import CursorResult, Executable, Insert, Table, Update, bindparam, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -83,3 +83,53 @@ async def insert_new(session: AsyncSession, objects: Sequence[Any]) -> None:
 def _insert_into(table: Table) -> Insert:
     """The INSERT of a table, built once (its compiled form is then cached by SQLAlchemy)."""
     return insert(table)
+
+
+async def write_and_detach(session: AsyncSession, objects: Iterable[Any]) -> None:
+    """Write new and changed ORM objects with Core statements, then detach them from ``session``.
+
+    For a session that ends with its transaction and writes many rows of the
+    same shape (the scheduler's pass), instead of the unit of work's flush:
+    new objects go in one multi-row INSERT per table (every column from the
+    object's attribute, as in :func:`insert_new`), changed ones in one
+    executemany UPDATE of their changed columns per table and set of columns,
+    keyed on the primary key. Detached, they are not written again; an object
+    neither new nor changed stays as it is.
+    """
+    inserts: dict[Table, list[dict[str, Any]]] = {}
+    updates: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
+    written: list[Any] = []
+    for obj in objects:
+        state = inspect(obj)
+        table: Table = obj.__table__
+        if state.pending:
+            inserts.setdefault(table, []).append(
+                {c.key: getattr(obj, c.key) for c in table.columns}
+            )
+        elif state.persistent and state.committed_state:
+            changed = tuple(sorted(state.committed_state))
+            values = {key: state.dict[key] for key in changed}
+            for column in table.primary_key.columns:
+                values[_KEY_PREFIX + column.key] = getattr(obj, column.key)
+            updates.setdefault((table, changed), []).append(values)
+        else:
+            continue
+        written.append(obj)
+    for obj in written:  # first, or the autoflush of execute() would write them too
+        session.expunge(obj)
+    for table, rows in inserts.items():
+        await execute(session, _insert_into(table), rows)
+    for (table, changed), rows in updates.items():
+        await execute(session, _update_of(table, changed), rows)
+
+
+_KEY_PREFIX = "key_"
+
+
+@functools.cache
+def _update_of(table: Table, columns: tuple[str, ...]) -> Update:
+    """UPDATE of these columns of one row found by its primary key (bound as ``key_<name>``)."""
+    statement = table.update().values({name: bindparam(name) for name in columns})
+    for column in table.primary_key.columns:
+        statement = statement.where(column == bindparam(_KEY_PREFIX + column.key))
+    return statement

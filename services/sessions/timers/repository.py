@@ -14,13 +14,33 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.sessions.models import Timer
 from shared import tracing
 from shared.context import current_correlation_id, current_event_id
+from shared.db import core
+
+_TIMERS: Table = Timer.__table__  # type: ignore[assignment]
+
+
+def _insert_new_timers(dialect: str) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(_TIMERS).on_conflict_do_nothing(index_elements=["id"])
+
+
+INSERT_NEW_TIMERS = {dialect: _insert_new_timers(dialect) for dialect in ("postgresql", "sqlite")}
+"""Planned timers, one executemany; a timer whose id exists (planned or fired) stays as it is."""
+MARK_UNFIRED_FIRED = (
+    update(_TIMERS)
+    .where(_TIMERS.c.id.in_(bindparam("ids", expanding=True)), _TIMERS.c.fired_at.is_(None))
+    .values(
+        fired_at=bindparam("fired_now"), fired_by=bindparam("fired_by_"), late=bindparam("late_")
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +105,7 @@ class TimerRepository:
             return
         rows = [timer.row() for timer in self._pending.values()]
         self._pending.clear()
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        statement = insert(Timer).on_conflict_do_nothing(index_elements=["id"])
-        await self.session.execute(statement, rows)
+        await core.execute(self.session, INSERT_NEW_TIMERS[self._dialect], rows)
 
     async def claim_due(
         self, now: datetime, limit: int, *, only: Sequence[str] | None = None
@@ -194,15 +212,27 @@ class TimerRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def mark_fired(self, ids: Sequence[str], *, now: datetime, by: str, late: bool) -> None:
-        if not ids:
+    async def mark_fired(
+        self, timers: Sequence[Timer], *, now: datetime, by: str, late: bool
+    ) -> None:
+        """Mark these (claimed) timers fired in one statement; the loaded rows say so too."""
+        if not timers:
             return
         await self.flush()
-        await self.session.execute(
-            update(Timer)
-            .where(Timer.id.in_(list(ids)), Timer.fired_at.is_(None))
-            .values(fired_at=now, fired_by=by, late=late)
+        await core.execute(
+            self.session,
+            MARK_UNFIRED_FIRED,
+            {
+                "ids": [timer.id for timer in timers],
+                "fired_now": now,
+                "fired_by_": by,
+                "late_": late,
+            },
         )
+        for timer in timers:  # what the ORM's synchronize_session did, without evaluating SQL
+            set_committed_value(timer, "fired_at", now)
+            set_committed_value(timer, "fired_by", by)
+            set_committed_value(timer, "late", late)
 
     async def next_due_at(self) -> datetime | None:
         result: datetime | None = await self.session.scalar(

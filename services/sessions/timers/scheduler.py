@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from services.sessions.models import Timer
 from services.sessions.repository import SessionsRepository
 from services.sessions.settings import SessionsSettings
-from services.sessions.timers.firing import Fired, fire_timers
+from services.sessions.timers.firing import Fired, fire_claimed
 from services.sessions.timers.planner import (
     DUE_SOON,
     ESCALATED,
@@ -201,7 +201,7 @@ class Scheduler:
                 if missing:
                     await self._set_aside_orphans(planner, claimed, missing, now)
                 goals = {goal_id: GoalContext.of(row) for goal_id, row in rows.items()}
-                fired = await fire_timers(planner, claimed, goals, by=self.replica)
+                fired = await fire_claimed(planner, claimed, goals, by=self.replica)
                 await self._outbox.add(session, planner.events)
         self._count(fired)
         if fired.count:
