@@ -5,9 +5,8 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, select
 
 from services.goals.models import Erasure, Goal, GoalEventRecord, IngestedEvent
+from shared.events.catalog.goals import CLOSED_GOAL_STATUSES as CLOSED
 from shared.retention.rules import DAY, RetentionRule
-
-CLOSED = ("completed", "abandoned")
 
 
 def _closed_goal_events() -> ColumnElement[bool]:

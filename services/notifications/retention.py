@@ -13,6 +13,7 @@ from services.notifications.models import (
     Message,
 )
 from services.notifications.repository import PENDING
+from shared.events.catalog.goals import CLOSED_GOAL_STATUSES
 from shared.retention.rules import DAY, RetentionRule
 
 
@@ -22,7 +23,7 @@ def _settled_messages() -> ColumnElement[bool]:
 
 
 def _closed_goals() -> ColumnElement[bool]:
-    return GoalQuietHours.__table__.c.status.in_(("completed", "abandoned"))
+    return GoalQuietHours.__table__.c.status.in_(CLOSED_GOAL_STATUSES)
 
 
 def _digested() -> ColumnElement[bool]:

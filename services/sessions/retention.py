@@ -11,6 +11,7 @@ from services.sessions.models import (
     Occurrence,
     Timer,
 )
+from shared.events.catalog.goals import CLOSED_GOAL_STATUSES
 from shared.retention.rules import DAY, RetentionRule
 
 
@@ -27,7 +28,7 @@ def _finished_sessions() -> ColumnElement[bool]:
 
 
 def _closed_goals() -> ColumnElement[bool]:
-    return GoalProjection.__table__.c.status.in_(("completed", "abandoned"))
+    return GoalProjection.__table__.c.status.in_(CLOSED_GOAL_STATUSES)
 
 
 def sessions_rules() -> list[RetentionRule]:

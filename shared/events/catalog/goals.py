@@ -16,6 +16,9 @@ from shared.events.catalog.policy import CheckinPolicy
 from shared.events.envelope import CloudEvent, EventData
 
 GoalStatus = Literal["draft", "active", "paused", "completed", "abandoned"]
+CLOSED_GOAL_STATUSES: tuple[GoalStatus, ...] = ("completed", "abandoned")
+"""A goal in one of these is over for good: what each service keeps of it is purged after
+its ``closed_goals`` window."""
 MilestoneStatus = Literal["pending", "completed", "skipped"]
 GOALS_TOPIC = "goals"
 
