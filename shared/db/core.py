@@ -68,15 +68,15 @@ async def insert_new(session: AsyncSession, objects: Sequence[Any]) -> None:
     for obj in objects:
         by_table.setdefault(obj.__table__, []).append(obj)
     for table, rows in by_table.items():
-        columns = [column.key for column in table.columns]
-        await execute(
-            session,
-            _insert_into(table),
-            [{key: getattr(obj, key) for key in columns} for obj in rows],
-        )
+        await execute(session, _insert_into(table), [_row_of(obj, table) for obj in rows])
     for obj in objects:
         make_transient_to_detached(obj)
     session.add_all(objects)
+
+
+def _row_of(obj: Any, table: Table) -> dict[str, Any]:
+    """Every column of ``table`` from the object's attribute (no column default applies)."""
+    return {column.key: getattr(obj, column.key) for column in table.columns}
 
 
 @functools.cache
@@ -103,9 +103,7 @@ async def write_and_detach(session: AsyncSession, objects: Iterable[Any]) -> Non
         state = inspect(obj)
         table: Table = obj.__table__
         if state.pending:
-            inserts.setdefault(table, []).append(
-                {c.key: getattr(obj, c.key) for c in table.columns}
-            )
+            inserts.setdefault(table, []).append(_row_of(obj, table))
         elif state.persistent and state.committed_state:
             changed = tuple(sorted(state.committed_state))
             values = {key: state.dict[key] for key in changed}
