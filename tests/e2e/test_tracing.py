@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -336,7 +337,15 @@ async def traced_run(
     assert [m for m in mailbox.messages if "goal.created" in str(m.get("subject", ""))]
     webhook_body = json.loads(hook.body)
     assert trace_id_of(webhook_body["traceparent"]) == post_trace  # CloudEvents extension
-    assert max(s.start for s in trace if s.service != "notifications") < hook_span.start
+    # Causal order along the path that ends at the webhook: each span starts after the one that
+    # caused it, from the integrator's request through the relay and the consumer to the attempt,
+    # and nothing in the trace descends from the attempt. (Sessions handles the same event on a
+    # branch of its own, concurrently, so its spans may start after the attempt.)
+    path = list(reversed(ancestors(hook_span)))
+    assert path[0] == post
+    assert path[-1] == hook_span
+    assert all(cause.start <= effect.start for cause, effect in pairwise(path)), path
+    assert not [s for s in trace if s.parent_id == hook_span.span_id]
 
     # The miss fired hours (here: seconds) later is a trace of the scheduler's, linked to the
     # trace that planned it.
