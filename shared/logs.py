@@ -1,19 +1,25 @@
 """Structured logging: one JSON object per line, the same renderer for every library.
 
-structlog renders our own events; the standard library's records (uvicorn,
-aiokafka, SQLAlchemy, alembic) are routed through the same processor chain via
-``ProcessorFormatter`` so an operator reads one format with one set of fields.
+Our own events go through structlog alone, rendered once and written by the
+root handler's stream under its lock: no standard-library record, no caller
+lookup (``findCaller`` walked the stack for every line, about a tenth of a
+scheduler pass), and a line below the level stops at the first processor.
+The standard library's records (uvicorn, aiokafka, SQLAlchemy, alembic) are
+routed through the same processors via ``ProcessorFormatter``, so an operator
+reads one format with one set of fields.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import sys
 from typing import Any, Literal
 
 import orjson
 import structlog
-from structlog.types import EventDict, Processor, WrappedLogger
+from structlog.types import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from shared import tracing
 
@@ -37,18 +43,86 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default).decode()
 
 
-def _service_adder(service: str) -> Processor:
-    def add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-        event_dict.setdefault("service", service)
-        return event_dict
-
-    return add_service
-
-
 def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Uvicorn duplicates its message with ANSI colours in ``color_message``; drop it."""
     event_dict.pop("color_message", None)
     return event_dict
+
+
+class _Output:
+    """What the latest ``configure_logging`` chose, read per line.
+
+    structlog caches each logger's processor chain on first use, so the chain
+    only refers to this; a later configuration (tests, tools) still changes the
+    service, the level, the renderer and the stream of loggers made before it.
+    """
+
+    service = "unknown"
+    level = logging.INFO
+    renderer: Processor  # set below, to _json_lines()
+    handler: logging.StreamHandler[Any] = logging.StreamHandler(sys.stdout)
+
+
+def _json_lines() -> Processor:
+    """One JSON object, the traceback (if any) a string in it."""
+    exception = structlog.processors.format_exc_info
+    dump = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+
+    def render(logger: WrappedLogger, method: str, event_dict: EventDict) -> Any:
+        return dump(logger, method, exception(logger, method, event_dict))
+
+    return render
+
+
+_Output.renderer = _json_lines()
+
+_LEVEL_OF = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+def _at_level(_: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    if _LEVEL_OF.get(method, logging.INFO) < _Output.level:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def _add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.setdefault("service", _Output.service)
+    return event_dict
+
+
+def _render(logger: WrappedLogger, method: str, event_dict: EventDict) -> Any:
+    return _Output.renderer(logger, method, event_dict)
+
+
+class _Lines:
+    """structlog's output: each rendered line goes to the root handler's stream, under its
+    lock, so it never interleaves with a library's record written from another thread.
+    One per logger name (``add_logger_name`` reads it), as the standard library has."""
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+    def msg(self, line: str) -> None:
+        handler = _Output.handler
+        with handler.lock or contextlib.nullcontext():
+            handler.stream.write(line + "\n")
+            handler.stream.flush()
+
+    debug = info = warning = warn = error = exception = critical = fatal = msg
+
+
+@functools.cache
+def _lines(name: str | None = None, *_: Any) -> _Lines:
+    return _Lines(name or "root")
 
 
 def configure_logging(
@@ -66,45 +140,55 @@ def configure_logging(
     out = stream if stream is not None else sys.stdout
     use_console = fmt == "console" or (fmt == "auto" and _is_tty(out))
 
-    # Nothing service-specific in this chain: structlog caches it in each logger
-    # on first use, so a later configure_logging (tests, tools) could not change it.
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        _drop_color_message,
-    ]
+    # Nothing service-specific in these chains: structlog caches them in each logger on
+    # first use; what may change later is read from _Output per line.
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp")
+    traced: list[Processor] = []
     if tracing.enabled:  # trace_id and span_id beside the correlation id, inside a span
         from shared.tracing.logs import add_trace_ids
 
-        shared.append(add_trace_ids)
-    rendering: list[Processor] = [
-        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-        _service_adder(service),
+        traced.append(add_trace_ids)
+    foreign: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        stamp,
+        _drop_color_message,
+        *traced,
     ]
-    if use_console:
-        # Colours only for a terminal; the renderer formats exceptions itself.
-        rendering.append(structlog.dev.ConsoleRenderer(colors=_is_tty(out)))
-    else:
-        rendering += [
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
-        ]
+    # Colours only for a terminal; the console renderer formats exceptions itself.
+    renderer = structlog.dev.ConsoleRenderer(colors=_is_tty(out)) if use_console else _json_lines()
 
     structlog.configure(
         processors=[
-            *shared,
+            _at_level,
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.stdlib.add_logger_name,
+            stamp,
+            *traced,
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            _add_service,
+            _render,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=_lines,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=rendering)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=foreign,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _add_service,
+            _render,
+        ],
+    )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
+    _Output.service = service
+    _Output.renderer = renderer
+    _Output.level = logging.getLevelName(level.upper())
+    _Output.handler = handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -122,6 +206,7 @@ def _is_tty(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
-def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+def get_logger(name: str | None = None) -> FilteringBoundLogger:
+    """A logger whose lines name it (``logger``), like the standard library's records."""
+    logger: FilteringBoundLogger = structlog.get_logger(name)
     return logger
