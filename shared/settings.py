@@ -42,6 +42,9 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console", "auto"] = "auto"
+    gc_tuning: bool = True
+    """Freeze the heap once the app has started and collect young objects less often
+    (``shared.http.server``); off only to measure what it saves."""
     data_dir: Path = Path(".data")
     database_url: str = ""
     database_pool_size: int = Field(default=10, ge=1, le=200)

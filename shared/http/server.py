@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import socket
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,7 +27,32 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         timeout_graceful_shutdown=10,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    server = _TunedServer(config) if settings.gc_tuning else uvicorn.Server(config)
+    server.run()
+
+
+GC_THRESHOLDS = (10_000, 10, 10)
+"""Allocations between young collections (Python's default is 700), then the default ratios."""
+
+
+class _TunedServer(uvicorn.Server):
+    """A service process's garbage collector, set for a long-lived server's heap.
+
+    Every young collection also ages what survives it, and each full one walks
+    every object the process holds: the app, SQLAlchemy's mappers and compiled
+    statements, pydantic's schemas, the clients. In a scheduler pass of 500
+    misses that was a third of the CPU (``bench.scheduler_pass``). Once the
+    app has started, what exists is frozen (moved where collections no longer
+    look: it lives as long as the process anyway), and young collections run
+    every 10,000 allocations instead of 700. Reference counting still frees
+    almost everything at once; only cycles wait for a collection.
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        gc.set_threshold(*GC_THRESHOLDS)
+        await super().startup(sockets=sockets)
+        gc.collect()
+        gc.freeze()
 
 
 def configure_for(settings: ServiceSettings) -> None:
