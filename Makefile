@@ -33,7 +33,7 @@ token: install ## Mint a credential: make token TENANT=acme [SCOPES="goals:read 
 	@test -n "$(TENANT)" || (echo "usage: make token TENANT=name [SCOPES=...]" >&2; exit 2)
 	@$(PY) -m services.cli token --tenant "$(TENANT)" $(if $(SCOPES),--scopes "$(SCOPES)",)
 
-bench: install ## Every benchmark scenario (~15 min; PG=1 on PostgreSQL) into bench/results/latest.{json,md}
+bench: install ## Every benchmark scenario (~22 min; PG=1 on PostgreSQL) into bench/results/latest.{json,md}
 	$(PY) -m bench.run $(if $(PG),--postgres,)
 
 reliability: install ## Fault injection into real processes (kills, broker outage, crash windows)
