@@ -76,20 +76,9 @@ def _json_lines() -> Processor:
 
 _Output.renderer = _json_lines()
 
-_LEVEL_OF = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-}
-
 
 def _at_level(_: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-    if _LEVEL_OF.get(method, logging.INFO) < _Output.level:
+    if structlog.processors.NAME_TO_LEVEL.get(method, logging.INFO) < _Output.level:
         raise structlog.DropEvent
     return event_dict
 
@@ -108,7 +97,7 @@ class _Lines:
     lock, so it never interleaves with a library's record written from another thread.
     One per logger name (``add_logger_name`` reads it), as the standard library has."""
 
-    def __init__(self, name: str | None) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
 
     def msg(self, line: str) -> None:
