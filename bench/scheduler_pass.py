@@ -40,6 +40,7 @@ from shared.clock import ManualClock
 from shared.db.database import Database
 from shared.db.migrations import upgrade
 from shared.events import parse_event
+from shared.http.server import tune_collector
 from shared.kafka.consumed import ConsumedEvent
 from shared.logs import configure_logging
 from shared.outbox.writer import Outbox
@@ -70,6 +71,8 @@ async def measure(url: str, goals: int, profile: bool) -> dict[str, Any]:
         armed = await arm_burst(url, due)
         await clock.set(due + timedelta(seconds=1))
         scheduler = Scheduler(database=database, outbox=Outbox(), clock=clock, settings=settings)
+        if settings.gc_tuning:  # as a served sessions process has it (GC_TUNING)
+            tune_collector()
         profiler = cProfile.Profile() if profile else None
         if profiler is not None:
             profiler.enable()

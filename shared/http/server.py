@@ -49,10 +49,15 @@ class _TunedServer(uvicorn.Server):
     """
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        gc.set_threshold(*GC_THRESHOLDS)
         await super().startup(sockets=sockets)
-        gc.collect()
-        gc.freeze()
+        tune_collector()
+
+
+def tune_collector() -> None:
+    """Freeze what the process holds now and collect young objects less often (see above)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.collect()
+    gc.freeze()
 
 
 def configure_for(settings: ServiceSettings) -> None:
