@@ -185,7 +185,10 @@ async def test_two_replicas_each_lose_nothing_and_fire_nothing_twice_when_one_is
         ]
 
     for name in SERVICES:
-        assert after_kill(survivor[name], "leadership.acquired"), f"{name}: no relay takeover"
+        takeovers = [
+            line for line in after_kill(survivor[name], "leadership.acquired") if _is_relay(line)
+        ]
+        assert takeovers, f"{name}: no relay takeover"
     # Each consumer group's last assignment on the survivor: every partition of its topics
     # (6 each). Sessions and notifications each read privacy in an erasure group too.
     groups = {
@@ -212,6 +215,12 @@ async def test_two_replicas_each_lose_nothing_and_fire_nothing_twice_when_one_is
         assert held, f"{name}: the killed replica held no partitions"
 
 
+def _is_relay(line: dict[str, Any]) -> bool:
+    """A leadership line about the outbox relay (the retention purger has a lease of its own,
+    taken on its first round and retried only once a minute, so it says nothing here)."""
+    return str(line.get("name", "")).endswith(":outbox-relay")
+
+
 def _leader(replicas: list[ServiceProcess], name: str) -> list[ServiceProcess]:
     """The replicas of ``name`` holding relay leadership now (last acquired, not lost since)."""
 
@@ -219,7 +228,7 @@ def _leader(replicas: list[ServiceProcess], name: str) -> list[ServiceProcess]:
         changes = [
             line["event"]
             for line in process.log_lines()
-            if line["event"] in ("leadership.acquired", "leadership.lost")
+            if line["event"] in ("leadership.acquired", "leadership.lost") and _is_relay(line)
         ]
         return bool(changes) and changes[-1] == "leadership.acquired"
 
