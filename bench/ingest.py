@@ -211,10 +211,10 @@ def main() -> None:
         figures,
         headlines=[
             headline(
-                "batch ingestion, progress reports", batch, "events/s", ">= 3000", batch >= 3000
+                "batch ingestion, progress reports", batch, "events/s", ">= 5000", batch >= 5000
             ),
             headline(
-                "batch ingestion, goal creates", creates, "events/s", ">= 3000", creates >= 3000
+                "batch ingestion, goal creates", creates, "events/s", ">= 5000", creates >= 5000
             ),
             headline(
                 "single POST /v1/goals, 32 clients", single, "req/s", ">= 1000", single >= 1000
