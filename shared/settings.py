@@ -42,6 +42,12 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console", "auto"] = "auto"
+    http_keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
+    """How long an idle client connection stays open. Longer than the idle expiry of
+    clients' pools (httpx and uvicorn both default to 5 s, so a client reusing a
+    connection after 5 s raced the server's close and got a ReadError) and of load
+    balancers in front (60 s on the common ones), so the client is always the side
+    that closes an idle connection."""
     gc_tuning: bool = True
     """Freeze the heap once the app has started and collect young objects less often
     (``shared.http.server``); off only to measure what it saves."""

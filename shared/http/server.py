@@ -15,6 +15,11 @@ from shared.settings import ServiceSettings
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    server_for(app, settings).run()
+
+
+def server_for(app: FastAPI, settings: ServiceSettings) -> uvicorn.Server:
+    """The uvicorn server a service process runs, configured from its settings."""
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -25,10 +30,10 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         server_header=False,
     )
-    server = _TunedServer(config) if settings.gc_tuning else uvicorn.Server(config)
-    server.run()
+    return _TunedServer(config) if settings.gc_tuning else uvicorn.Server(config)
 
 
 GC_THRESHOLDS = (10_000, 10, 10)

@@ -16,6 +16,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from shared.devstack.processes import free_port
+from shared.settings import ServiceSettings
 
 
 @dataclass
@@ -95,7 +96,15 @@ class Receiver:
 async def serve_asgi(app: Any, port: int | None = None) -> AsyncIterator[int]:
     """Serve an ASGI app with uvicorn on loopback in this event loop; yields the port."""
     chosen = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=chosen, log_config=None, lifespan="auto")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=chosen,
+        log_config=None,
+        lifespan="auto",
+        # As a service process serves: past the idle expiry of the tests' own httpx pools.
+        timeout_keep_alive=ServiceSettings.model_fields["http_keep_alive_seconds"].default,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
