@@ -10,8 +10,9 @@ fired is never planned a second time either.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
+
+import uuid_utils
 
 from services.sessions.models import CoachingSessionRow, Occurrence
 from shared.events.catalog.common import Participant
@@ -22,13 +23,17 @@ from shared.events.envelope import EventData
 from shared.events.registry import EventT, build_event
 
 SOURCE = "/followthrough/sessions"
-NAMESPACE = uuid.UUID("6f1d2c3e-5b7a-4e43-9a1f-2f0c8d6b7e11")
+NAMESPACE = uuid_utils.UUID("6f1d2c3e-5b7a-4e43-9a1f-2f0c8d6b7e11")
 
 
 def timed_event_id(goal_id: str, due_at: datetime, kind: str, level: int) -> str:
-    """The id of the one event that may ever exist for this goal, moment, kind and level."""
+    """The id of the one event that may ever exist for this goal, moment, kind and level.
+
+    An RFC 4122 name-based (SHA-1) UUID, the same as ``uuid.uuid5`` gives; built by
+    ``uuid_utils`` because a scheduler pass makes three for every miss it fires.
+    """
     moment = due_at.astimezone(UTC).isoformat(timespec="seconds")
-    return str(uuid.uuid5(NAMESPACE, f"{goal_id}|{moment}|{kind}|{level}"))
+    return str(uuid_utils.uuid5(NAMESPACE, f"{goal_id}|{moment}|{kind}|{level}"))
 
 
 def occurrence_id(goal_id: str, due_at: datetime) -> str:
