@@ -86,7 +86,7 @@ class GoalEventHandler:
                     applied.add(event.id)
                     await self._apply(event, rows, planner)
             await repo.insert_new([row for goal_id, row in rows.items() if goal_id not in known])
-            await planner.timers.flush()
+            await planner.flush()
             await self._outbox.add(session, planner.events)
         if planner.timers_changed:
             self._on_timers_changed()

@@ -3,14 +3,24 @@
 A goal's projection row is the lock of its timeline: whoever changes a goal's
 occurrences or timers locks that row first (the scheduler with SKIP LOCKED,
 so it passes over a goal someone else is changing instead of waiting).
+
+Planned occurrences are buffered like planned timers: a scheduler pass or an
+intake batch plans hundreds, and an ORM object each (constructed, added,
+flushed by the unit of work, detached) cost more than the INSERT that writes
+them all. Every read or change of occurrences writes the buffer first, so
+nothing in the transaction can miss a planned occurrence, and the owner of
+the transaction calls :meth:`SessionsRepository.write_planned` (through
+``Planner.flush``) before it commits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Table, and_, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sessions.models import (
@@ -22,10 +32,47 @@ from services.sessions.models import (
 )
 from shared.db import core
 
+_OCCURRENCES: Table = Occurrence.__table__  # type: ignore[assignment]
+INSERT_OCCURRENCES = insert(_OCCURRENCES)
+
+
+@dataclass(frozen=True, slots=True)
+class NewOccurrence:
+    """An occurrence planned in this transaction, every column of its row."""
+
+    id: str
+    tenant_id: str
+    goal_id: str
+    sequence: int
+    due_at: datetime
+    nominal_local: str
+    local_due: str
+    timezone: str
+    opens_at: datetime
+    deadline_at: datetime
+    grace_minutes: int
+    rule: str
+    dst_decision: str | None
+    created_at: datetime
+    status: str = "open"
+    snoozed_minutes: int = 0
+    misses_in_row: int = 0
+    checkin_id: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _NEW_OCCURRENCE_FIELDS}
+
+
+_NEW_OCCURRENCE_FIELDS = tuple(field.name for field in fields(NewOccurrence))
+
 
 class SessionsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._planned: list[NewOccurrence] = []
 
     def add(self, row: object) -> None:
         self.session.add(row)
@@ -94,7 +141,20 @@ class SessionsRepository:
 
     # Occurrences -------------------------------------------------------------
 
+    def plan_occurrence(self, occurrence: NewOccurrence) -> None:
+        """Buffer a new occurrence: written with the others by :meth:`write_planned`."""
+        self._planned.append(occurrence)
+
+    async def write_planned(self) -> None:
+        """The buffered occurrences in one INSERT (before anything reads occurrences)."""
+        if not self._planned:
+            return
+        rows = [occurrence.row() for occurrence in self._planned]
+        self._planned.clear()
+        await core.execute(self.session, INSERT_OCCURRENCES, rows)
+
     async def open_occurrence(self, goal_id: str) -> Occurrence | None:
+        await self.write_planned()
         result: Occurrence | None = (
             await self.session.execute(
                 select(Occurrence).where(Occurrence.goal_id == goal_id, Occurrence.status == "open")
@@ -103,6 +163,7 @@ class SessionsRepository:
         return result
 
     async def occurrence(self, goal_id: str, occurrence_id: str) -> Occurrence | None:
+        await self.write_planned()
         result: Occurrence | None = (
             await self.session.execute(
                 select(Occurrence).where(
@@ -116,6 +177,7 @@ class SessionsRepository:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
+        await self.write_planned()
         rows = (
             (await self.session.execute(select(Occurrence).where(Occurrence.id.in_(wanted))))
             .scalars()
@@ -124,6 +186,7 @@ class SessionsRepository:
         return {row.id: row for row in rows}
 
     async def latest_occurrence(self, goal_id: str) -> Occurrence | None:
+        await self.write_planned()
         result: Occurrence | None = (
             await self.session.execute(
                 select(Occurrence)
@@ -135,6 +198,7 @@ class SessionsRepository:
         return result
 
     async def latest_resolved_opened_by(self, goal_id: str, moment: datetime) -> Occurrence | None:
+        await self.write_planned()
         """The newest resolved occurrence whose check-in window had opened by ``moment``."""
         result: Occurrence | None = (
             await self.session.execute(
@@ -151,6 +215,7 @@ class SessionsRepository:
         return result
 
     async def latest_missed(self, goal_id: str) -> Occurrence | None:
+        await self.write_planned()
         result: Occurrence | None = (
             await self.session.execute(
                 select(Occurrence)
@@ -162,10 +227,12 @@ class SessionsRepository:
         return result
 
     async def delete_occurrence(self, occurrence: Occurrence) -> None:
+        await self.write_planned()
         await self.session.delete(occurrence)
         await self.session.flush()
 
     async def adherence_counts(self, goal_id: str, since: datetime) -> tuple[int, int, int]:
+        await self.write_planned()
         """(completed on time, missed, missed since ``since``) over resolved occurrences."""
         completed = func.sum(case((Occurrence.status == "completed", 1), else_=0))
         missed = func.sum(case((Occurrence.status == "missed", 1), else_=0))
@@ -254,6 +321,7 @@ class SessionsRepository:
     ) -> list[Occurrence]:
         """A goal's newest ``limit`` occurrences due from ``since`` on (history, the open one),
         oldest first."""
+        await self.write_planned()
         rows = await self.session.execute(
             select(Occurrence)
             .where(Occurrence.goal_id == goal_id, Occurrence.due_at >= since)

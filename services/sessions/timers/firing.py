@@ -429,7 +429,7 @@ async def _fire(
 async def _mark(planner: Planner, fired: Fired, by: str) -> None:
     await planner.timers.mark_fired(fired.on_time, now=planner.now, by=by, late=False)
     await planner.timers.mark_fired(fired.late, now=planner.now, by=by, late=True)
-    await planner.timers.flush()
+    await planner.flush()
 
 
 CATCH_UP_LIMIT = 10_000

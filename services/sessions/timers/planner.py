@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from services.sessions import recurrence
 from services.sessions.events import goal_ref, occurrence_id, timed_event_id
 from services.sessions.models import GoalProjection, Occurrence
-from services.sessions.repository import SessionsRepository
+from services.sessions.repository import NewOccurrence, SessionsRepository
 from services.sessions.risk import overdue_milestones, score
 from services.sessions.settings import SessionsSettings
 from services.sessions.timers.repository import NewTimer, TimerRepository
@@ -145,6 +145,11 @@ class Planner:
     events: list[CloudEvent] = field(default_factory=list)
     timers_changed: bool = False
 
+    async def flush(self) -> None:
+        """Write the planned occurrences, then the planned timers: before the commit."""
+        await self.repo.write_planned()
+        await self.timers.flush()
+
     # Reacting to goal snapshots ----------------------------------------------
 
     async def reconcile(
@@ -205,7 +210,7 @@ class Planner:
 
     # Planning ------------------------------------------------------------------
 
-    async def plan_first(self, goal: GoalContext, *, fresh: bool = False) -> Occurrence | None:
+    async def plan_first(self, goal: GoalContext, *, fresh: bool = False) -> NewOccurrence | None:
         """The first occurrence due after now (and after anything already planned)."""
         policy = goal.policy
         if policy is None or goal.row.anchor_date is None:
@@ -217,7 +222,7 @@ class Planner:
         planned = recurrence.first_due_after(policy, goal.row.anchor_date, after)
         return await self._create(goal, policy, planned, latest)
 
-    async def plan_next(self, goal: GoalContext, previous: Occurrence) -> Occurrence | None:
+    async def plan_next(self, goal: GoalContext, previous: Occurrence) -> NewOccurrence | None:
         """The occurrence after ``previous``, even if it is already due (catch-up)."""
         policy = goal.policy
         if not goal.active or policy is None or goal.row.anchor_date is None:
@@ -237,7 +242,7 @@ class Planner:
         policy: CheckinPolicy,
         planned: recurrence.PlannedTime | None,
         previous: Occurrence | None,
-    ) -> Occurrence | None:
+    ) -> NewOccurrence | None:
         if planned is None:
             log.info("sessions.schedule.exhausted", goal_id=goal.goal_id)
             return None
@@ -246,7 +251,7 @@ class Planner:
         opens = due - self.rules.window
         if previous is not None and previous.deadline_at > opens:
             opens = min(previous.deadline_at, due)
-        occurrence = Occurrence(
+        occurrence = NewOccurrence(
             id=occurrence_id(goal.goal_id, due),
             tenant_id=goal.tenant_id,
             goal_id=goal.goal_id,
@@ -260,19 +265,16 @@ class Planner:
             grace_minutes=policy.grace_minutes,
             rule=recurrence.describe_rule(policy)[:600],
             dst_decision=planned.dst_decision,
-            status="open",
-            snoozed_minutes=0,
-            misses_in_row=0,
             created_at=self.now,
         )
         goal.row.next_sequence += 1
-        self.repo.add(occurrence)
+        self.repo.plan_occurrence(occurrence)
         self.timers.insert(self._occurrence_timers(goal, policy, occurrence))
         self.timers_changed = True
         return occurrence
 
     def _occurrence_timers(
-        self, goal: GoalContext, policy: CheckinPolicy, occurrence: Occurrence
+        self, goal: GoalContext, policy: CheckinPolicy, occurrence: NewOccurrence
     ) -> list[NewTimer]:
         timers: list[NewTimer] = []
         for reminder in reminder_times(policy, occurrence.due_at, occurrence.deadline_at):
@@ -294,7 +296,7 @@ class Planner:
         return timers
 
     @staticmethod
-    def miss_timer(goal: GoalContext, occurrence: Occurrence) -> NewTimer:
+    def miss_timer(goal: GoalContext, occurrence: NewOccurrence) -> NewTimer:
         return NewTimer(
             id=timed_event_id(goal.goal_id, occurrence.due_at, MISSED, 0),
             tenant_id=goal.tenant_id,

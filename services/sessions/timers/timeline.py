@@ -71,7 +71,7 @@ class GoalTimeline:
             goal = GoalContext.of(row)
             fired = await catch_up(planner, goal, by="api")
             yield planner, goal
-            await planner.timers.flush()
+            await planner.flush()
             await self._outbox.add(session, planner.events)
         for timers, late in ((fired.on_time, "false"), (fired.late, "true")):
             for timer in timers:
