@@ -198,8 +198,8 @@ class SessionsRepository:
         return result
 
     async def latest_resolved_opened_by(self, goal_id: str, moment: datetime) -> Occurrence | None:
-        await self.write_planned()
         """The newest resolved occurrence whose check-in window had opened by ``moment``."""
+        await self.write_planned()
         result: Occurrence | None = (
             await self.session.execute(
                 select(Occurrence)
@@ -232,8 +232,8 @@ class SessionsRepository:
         await self.session.flush()
 
     async def adherence_counts(self, goal_id: str, since: datetime) -> tuple[int, int, int]:
-        await self.write_planned()
         """(completed on time, missed, missed since ``since``) over resolved occurrences."""
+        await self.write_planned()
         completed = func.sum(case((Occurrence.status == "completed", 1), else_=0))
         missed = func.sum(case((Occurrence.status == "missed", 1), else_=0))
         recent = func.sum(

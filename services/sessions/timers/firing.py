@@ -405,9 +405,10 @@ async def fire_claimed(
     """The scheduler pass's :func:`fire_timers`, its rows written by Core statements.
 
     The pass's session ends with its transaction, so the goal and occurrence
-    rows the firing changed and the occurrences it planned are written with
-    one statement per table and shape, then detached, instead of through the
-    ORM's unit of work, which cost a fifth of a pass of 500 misses.
+    rows the firing changed are written with one statement per table and
+    shape, then detached, instead of through the ORM's unit of work, which
+    cost a fifth of a pass of 500 misses (the occurrences and timers it
+    planned were never ORM objects: ``Planner.flush`` writes them).
     """
     fired, occurrences = await _fire(planner, timers, goals)
     await planner.repo.write_and_detach([*(goal.row for goal in goals.values()), *occurrences])
