@@ -257,6 +257,9 @@ async def scrape_when_settled(
             scraped[name] = samples((await http.get(f"{url}/metrics")).text, name)
         notifications, sessions = scraped["notifications"], scraped["sessions"]
         lag = [v for _, v in notifications.get("followthrough_consumer_lag", [])]
+        # A partition's lag shows once a fetch from it has answered (it carries the high
+        # watermark): each consumer's partitions come in on their own fetches.
+        sessions_lag = [v for _, v in sessions.get("followthrough_consumer_lag", [])]
         return (
             all(value(m, "followthrough_outbox_backlog") == 0 for m in scraped.values())
             and value(notifications, "followthrough_endpoints", state="enabled") == 1
@@ -264,6 +267,9 @@ async def scrape_when_settled(
             # privacy's again. All caught up.
             and len(lag) == 24
             and set(lag) == {0}
+            # Sessions: goals and privacy, every partition, caught up.
+            and len(sessions_lag) == 12
+            and set(sessions_lag) == {0}
             and value(sessions, "followthrough_scheduler_lag_seconds", kind="checkin.missed")
             is not None
             and all(  # sessions reads goals on its own pace: the webhook does not wait for it
