@@ -1,20 +1,31 @@
-"""SQLite without a thread hop per call: aiosqlite's interface, answered on the event loop.
+"""SQLite without a thread hop or a greenlet switch per call, under SQLAlchemy's asyncio layer.
 
 aiosqlite runs every call (open a cursor, execute, fetch, close, commit) on a
-worker thread and wakes the loop for each answer. Through SQLAlchemy that is
+worker thread and wakes the loop for each answer; through SQLAlchemy that was
 four hops per statement, and profiles of the services put about 0.7 ms of CPU
-on each statement (a ``POST /v1/goals`` of seven statements cost 6.5 ms, of
-which the domain work is a small part). SQLite itself answers an indexed
-statement in microseconds from its page cache, and a WAL commit with
-``synchronous=NORMAL`` does not sync, so this driver calls it directly.
+on each statement. SQLite itself answers an indexed statement in microseconds
+from its page cache, and a WAL commit with ``synchronous=NORMAL`` does not
+sync, so this driver calls it directly.
+
+The connection and cursor are what SQLAlchemy's asyncio adapter of a DBAPI
+connection is, minus the awaits. SQLAlchemy runs each call of an
+``AsyncConnection`` or ``AsyncSession`` in a greenlet (``greenlet_spawn``);
+its adapter for an async driver then leaves that greenlet for the event loop
+at each DBAPI call (open the cursor, execute under an ``asyncio.Lock``,
+close), to await a coroutine each time. Here they answer at once, in the
+greenlet SQLAlchemy already runs; one await is left a statement, of an
+awaitable that is already over, because ``AsyncConnection.execute`` checks
+that the driver awaited something. A prebuilt statement costs about 40 us of
+CPU instead of 56 (``python -m bench.db_calls``, docs/performance.md).
 
 The one thing that can make SQLite block is a lock held by another
 connection (``SQLITE_BUSY``). Connections therefore run with a busy timeout
 of zero, and a statement that finds the database busy is retried on a worker
-thread with the real, patient timeout: the loop never sleeps in SQLite's busy
-handler, and another connection in this very loop can still finish and free
-the lock. In a service process writers are already queued in-process (see
-``Database``), so that slow path is for other processes on the same file.
+thread with the real, patient timeout, awaited from the greenlet
+(``await_``): the loop never sleeps in SQLite's busy handler, and another
+connection in this very loop can still finish and free the lock. In a
+service process writers are already queued in-process (see ``Database``), so
+that slow path is for other processes on the same file.
 
 What stays synchronous is the statement itself: a statement that scans a
 large table blocks the loop for its duration, as it would hold the write lock
@@ -27,17 +38,20 @@ It is plugged into SQLAlchemy's own aiosqlite dialect as its DBAPI module
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+from sqlalchemy.engine import AdaptedConnection
+from sqlalchemy.util.concurrency import await_, in_greenlet
 
 T = TypeVar("T")
 
-__version__ = "1.0"
+__version__ = "2.0"
 
 # The exception classes SQLAlchemy's dialect expects to find on the module.
 DatabaseError = sqlite3.DatabaseError
@@ -60,151 +74,174 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in str(error).lower() or "busy" in str(error).lower()
 
 
-class _Thread:
-    """SQLAlchemy marks aiosqlite's worker thread as a daemon; there is none here."""
+class _Done(Awaitable[None]):
+    """An awaitable that is already over: awaiting it returns ``None`` without suspending."""
 
-    daemon = True
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # makes this a generator that ends at once
+
+
+_DONE = _Done()
 
 
 class Cursor:
-    """aiosqlite's cursor interface over a plain ``sqlite3.Cursor``."""
+    """A DBAPI cursor as SQLAlchemy's asyncio adapter presents one: rows fetched at execute.
 
-    def __init__(self, connection: Connection, cursor: sqlite3.Cursor) -> None:
+    SQLAlchemy's asyncio layer closes the driver's cursor right after each
+    statement (``_async_soft_close``) and reads the rows afterwards, so they
+    and the description are kept here, as its own adapter keeps them.
+    """
+
+    server_side = False
+    __slots__ = ("_connection", "_cursor", "_rows", "description", "lastrowid", "rowcount")
+
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        self._cursor = cursor
+        self._cursor: sqlite3.Cursor | None = connection.sqlite.cursor()
+        self._rows: collections.deque[Any] = collections.deque()
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
 
-    async def __aenter__(self) -> Cursor:
-        return self
+    @property
+    def _open(self) -> sqlite3.Cursor:
+        if self._cursor is None:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        return self._cursor
 
-    async def __aexit__(self, *_: object) -> None:
-        self._cursor.close()
+    def execute(
+        self, operation: str, parameters: Sequence[Any] | dict[str, Any] | None = None
+    ) -> None:
+        cursor = self._open
+        self._connection.call(cursor.execute, operation, () if parameters is None else parameters)
+        self._settle(cursor)
 
-    def __await__(self) -> Generator[Any, None, Cursor]:
-        return self.__aenter__().__await__()
-
-    async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        await self._connection._call(self._cursor.execute, sql, parameters)
-        return self
-
-    async def executemany(self, sql: str, parameters: Iterable[Any]) -> Cursor:
+    def executemany(self, operation: str, parameters: Iterable[Any]) -> None:
+        cursor = self._open
         rows = list(parameters)  # a generator would be used up by a first, busy attempt
-        await self._connection._call(self._cursor.executemany, sql, rows)
-        return self
+        self._connection.call(cursor.executemany, operation, rows)
+        self._settle(cursor)
 
-    async def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
+    def _settle(self, cursor: sqlite3.Cursor) -> None:
+        if in_greenlet():
+            # AsyncConnection.execute insists that the driver awaited something (its check
+            # for a DBAPI that is not async at all): one await, over at once.
+            await_(_DONE)
+        self.description = cursor.description
+        self._rows = collections.deque(cursor.fetchall() if cursor.description else ())
+        self.rowcount = cursor.rowcount
+        self.lastrowid = cursor.lastrowid
 
-    async def fetchone(self) -> Any:
-        return self._cursor.fetchone()
+    def fetchone(self) -> Any:
+        return self._rows.popleft() if self._rows else None
 
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        count = len(self._rows) if size is None else min(size, len(self._rows))
+        return [self._rows.popleft() for _ in range(count)]
 
-    async def close(self) -> None:
-        self._cursor.close()
-
-    @property
-    def description(self) -> Any:
-        return self._cursor.description
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-    @property
-    def lastrowid(self) -> int | None:
-        return self._cursor.lastrowid
+    def fetchall(self) -> list[Any]:
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
 
     @property
     def arraysize(self) -> int:
-        return self._cursor.arraysize
+        return 1
 
     @arraysize.setter
     def arraysize(self, value: int) -> None:
-        self._cursor.arraysize = value
+        pass  # rows are all fetched at execute
+
+    def setinputsizes(self, *sizes: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        self._rows.clear()
+        self._close_driver_cursor()
+
+    async def _async_soft_close(self) -> None:
+        """What SQLAlchemy's asyncio layer calls after a statement: rows and description stay."""
+        self._close_driver_cursor()
+
+    def _close_driver_cursor(self) -> None:
+        if self._cursor is not None:
+            cursor, self._cursor = self._cursor, None
+            cursor.close()
 
 
-class _Immediate:
-    """Stands in for aiosqlite's work queue, which SQLAlchemy uses to set isolation_level."""
+class Connection(AdaptedConnection):
+    """A DBAPI connection over ``sqlite3``; every call runs at once in the caller's greenlet."""
 
-    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
-        future, function = item
-        try:
-            result = function()
-        except BaseException as error:
-            if future is not None and not future.done():
-                future.set_exception(error)
-            return
-        if future is not None and not future.done():
-            future.set_result(result)
+    __slots__ = ("_patient_ms", "dbapi")
 
-
-class Connection:
-    """aiosqlite's connection interface; every call runs at once on the caller's thread."""
-
-    def __init__(self, connection: sqlite3.Connection, patient_timeout: float) -> None:
-        self._connection: sqlite3.Connection | None = connection
+    def __init__(self, dbapi: Any, connection: sqlite3.Connection, patient_timeout: float) -> None:
+        self.dbapi = dbapi
+        # The driver connection, as AdaptedConnection.driver_connection hands it out (None
+        # once closed); typed there as an async driver's.
+        self._connection: sqlite3.Connection | None = connection  # type: ignore[assignment]
         self._patient_ms = int(patient_timeout * 1000)
-        self._tx = _Immediate()
-        self._thread = _Thread()
 
     @property
-    def _conn(self) -> sqlite3.Connection:
+    def sqlite(self) -> sqlite3.Connection:
         if self._connection is None:
-            raise ValueError("no active connection")
+            raise OperationalError("no active connection")
         return self._connection
 
     @property
     def isolation_level(self) -> str | None:
-        return self._conn.isolation_level
+        return self.sqlite.isolation_level
 
     @isolation_level.setter
     def isolation_level(self, value: Any) -> None:
-        self._conn.isolation_level = value
+        self.sqlite.isolation_level = value
 
     @property
     def in_transaction(self) -> bool:
-        return self._conn.in_transaction
+        return self.sqlite.in_transaction
 
-    @property
-    def total_changes(self) -> int:
-        return self._conn.total_changes
+    def cursor(self, server_side: bool = False) -> Cursor:
+        """A cursor; ``server_side`` is accepted and ignored (rows are read at execute)."""
+        return Cursor(self)
 
-    def cursor(self) -> Cursor:
-        return Cursor(self, self._conn.cursor())
-
-    async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
+    def execute(self, operation: str, parameters: Sequence[Any] | None = None) -> Cursor:
         cursor = self.cursor()
-        return await cursor.execute(sql, parameters)
+        cursor.execute(operation, parameters)
+        return cursor
 
-    async def commit(self) -> None:
-        await self._call(self._conn.commit)
+    def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self.sqlite.create_function(*args, **kwargs)
 
-    async def rollback(self) -> None:
-        await self._call(self._conn.rollback)
+    def commit(self) -> None:
+        if self._connection is not None:
+            self.call(self._connection.commit)
 
-    async def close(self) -> None:
+    def rollback(self) -> None:
+        if self._connection is not None:
+            self.call(self._connection.rollback)
+
+    def close(self) -> None:
+        self.stop()
+
+    def terminate(self) -> None:
         self.stop()
 
     def stop(self) -> None:
         if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+            connection, self._connection = self._connection, None
+            connection.close()
 
-    async def create_function(self, *args: Any, **kwargs: Any) -> None:
-        self._conn.create_function(*args, **kwargs)
-
-    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+    def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run now; only if the database is busy, wait for it on a worker thread."""
         try:
             return function(*args)
         except sqlite3.OperationalError as error:
             if not _is_busy(error) or self._patient_ms <= 0:
                 raise
-        return await asyncio.to_thread(self._patiently, function, *args)
+        return await_(asyncio.to_thread(self._patiently, function, *args))
 
     def _patiently(self, function: Callable[..., T], *args: Any) -> T:
-        connection = self._conn
+        connection = self.sqlite
         connection.execute(f"PRAGMA busy_timeout={self._patient_ms}")
         try:
             return function(*args)
@@ -212,37 +249,24 @@ class Connection:
             connection.execute("PRAGMA busy_timeout=0")
 
 
-class _Connecting:
-    """What ``connect`` returns: awaitable, with the ``_thread`` SQLAlchemy sets as daemon."""
+class _Dbapi(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite DBAPI shim, connecting with this module's ``Connection``."""
 
-    _thread = _Thread()
-
-    def __init__(self, database: str, kwargs: dict[str, Any]) -> None:
-        self._database = database
-        self._kwargs = kwargs
-
-    def __await__(self) -> Generator[Any, None, Connection]:
-        return self._open().__await__()
-
-    async def _open(self) -> Connection:
-        kwargs = dict(self._kwargs)
+    def connect(self, database: str, **kwargs: Any) -> Connection:  # type: ignore[override]
         patient = float(kwargs.pop("timeout", 5.0))
         kwargs.pop("iter_chunk_size", None)
+        kwargs.pop("async_creator_fn", None)
         kwargs["check_same_thread"] = False  # the busy path finishes on a worker thread
-        connection = sqlite3.connect(self._database, timeout=0, **kwargs)
+        connection = sqlite3.connect(database, timeout=0, **kwargs)
         connection.execute("PRAGMA busy_timeout=0")
-        return Connection(connection, patient)
-
-
-def connect(database: str, **kwargs: Any) -> _Connecting:
-    return _Connecting(database, kwargs)
+        return Connection(self, connection, patient)
 
 
 def dbapi() -> AsyncAdapt_aiosqlite_dbapi:
     """This module as the DBAPI of SQLAlchemy's aiosqlite dialect (``module=`` of the engine)."""
     import sys
 
-    return AsyncAdapt_aiosqlite_dbapi(sys.modules[__name__], sqlite3)
+    return _Dbapi(sys.modules[__name__], sqlite3)
 
 
 CHECKPOINT_SECONDS = 1.0
