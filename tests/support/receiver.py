@@ -105,7 +105,13 @@ async def serve_asgi(app: Any, port: int | None = None) -> AsyncIterator[int]:
         # As a service process serves: past the idle expiry of the tests' own httpx pools.
         timeout_keep_alive=ServiceSettings.model_fields["http_keep_alive_seconds"].default,
     )
-    server = uvicorn.Server(config)
+    async with serving(uvicorn.Server(config)):
+        yield chosen
+
+
+@contextlib.asynccontextmanager
+async def serving(server: uvicorn.Server) -> AsyncIterator[uvicorn.Server]:
+    """Run a prepared uvicorn server in this event loop until the block ends, then stop it."""
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(20):
@@ -113,7 +119,7 @@ async def serve_asgi(app: Any, port: int | None = None) -> AsyncIterator[int]:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)
-        yield chosen
+        yield server
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 import pytest
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from shared.devstack.processes import free_port
 from shared.http.server import GC_THRESHOLDS, _TunedServer, server_for
 from shared.settings import ServiceSettings
-from tests.support.waiting import eventually
+from tests.support.receiver import serving
 
 
 @pytest.fixture
@@ -39,32 +39,24 @@ async def test_the_heap_is_frozen_after_startup_and_young_collections_are_rarer(
         frozen_during_startup.append(gc.get_freeze_count())
         yield
 
-    app = FastAPI(lifespan=lifespan)
-
-    @app.get("/ping")
-    async def ping() -> dict[str, str]:
-        return {"pong": "yes"}
-
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None)
-    server = _TunedServer(config)
+    config = uvicorn.Config(
+        ping_app(lifespan), host="127.0.0.1", port=port, lifespan="on", log_config=None
+    )
     gc.unfreeze()
-    serving = asyncio.create_task(server.serve())
-    try:
-        await eventually(lambda: server.started, what="the server started")
+    async with serving(_TunedServer(config)):
         assert frozen_during_startup == [0]  # the app's own startup ran before the freeze
         assert gc.get_freeze_count() > 10_000  # what the process held by then
         assert gc.get_threshold() == GC_THRESHOLDS
         async with httpx.AsyncClient() as http:
             answer = await http.get(f"http://127.0.0.1:{port}/ping")
         assert answer.json() == {"pong": "yes"}
-    finally:
-        server.should_exit = True
-        await serving
 
 
-def ping_app() -> FastAPI:
-    app = FastAPI()
+def ping_app(
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(lifespan=lifespan)
 
     @app.get("/ping")
     async def ping() -> dict[str, str]:
@@ -77,13 +69,8 @@ def ping_app() -> FastAPI:
 async def served(settings: ServiceSettings) -> AsyncIterator[int]:
     """The app under the server a service process runs with ``settings``; yields its port."""
     server = server_for(ping_app(), settings.model_copy(update={"port": free_port()}))
-    serving = asyncio.create_task(server.serve())
-    try:
-        await eventually(lambda: server.started, what="the server started")
+    async with serving(server):
         yield server.config.port
-    finally:
-        server.should_exit = True
-        await serving
 
 
 async def idle_connection(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
