@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, insert, select
+from sqlalchemy import Select, Table, and_, bindparam, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sessions.models import (
@@ -69,6 +69,19 @@ class NewOccurrence:
 _NEW_OCCURRENCE_FIELDS = tuple(field.name for field in fields(NewOccurrence))
 
 
+def _goals_for_update(skip_locked: bool) -> Select[GoalProjection]:
+    """Goals by id, locked in id order; built once (intake runs it for every batch)."""
+    return (
+        select(GoalProjection)
+        .where(GoalProjection.goal_id.in_(bindparam("ids", expanding=True)))
+        .order_by(GoalProjection.goal_id)
+        .with_for_update(skip_locked=skip_locked)
+    )
+
+
+_GOALS_FOR_UPDATE = {skip: _goals_for_update(skip) for skip in (False, True)}
+
+
 class SessionsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -112,13 +125,8 @@ class SessionsRepository:
         ids = sorted(set(goal_ids))
         if not ids:
             return {}
-        query = (
-            select(GoalProjection)
-            .where(GoalProjection.goal_id.in_(ids))
-            .order_by(GoalProjection.goal_id)
-            .with_for_update(skip_locked=skip_locked)
-        )
-        rows = (await self.session.execute(query)).scalars().all()
+        query = _GOALS_FOR_UPDATE[skip_locked]
+        rows = (await self.session.execute(query, {"ids": ids})).scalars().all()
         return {row.goal_id: row for row in rows}
 
     async def tenant_goals(

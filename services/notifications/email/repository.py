@@ -29,6 +29,15 @@ _QUIET_HOURS_OF_GOALS = select(*GoalQuietHours.__table__.columns).where(
     GoalQuietHours.goal_id.in_(bindparam("goals", expanding=True)),
 )
 
+_PREFERENCES_OF = select(Preference).where(
+    Preference.tenant_id.in_(bindparam("tenants", expanding=True)),
+    Preference.email.in_(bindparam("emails", expanding=True)),
+)
+_UNSUBSCRIBES_OF = select(Unsubscribe.tenant_id, Unsubscribe.email, Unsubscribe.event_type).where(
+    Unsubscribe.tenant_id.in_(bindparam("tenants", expanding=True)),
+    Unsubscribe.email.in_(bindparam("emails", expanding=True)),
+)
+
 
 def _upsert_quiet_hours(dialect: str) -> Any:
     """Keep the newest version of a goal's quiet hours (events may arrive out of order)."""
@@ -104,22 +113,19 @@ class EmailRepository:
         emails = {email for _, email in pairs}
         tenants = {tenant for tenant, _ in pairs}
         rows = await self._session.execute(
-            select(Preference).where(
-                Preference.tenant_id.in_(tenants), Preference.email.in_(emails)
-            )
+            _PREFERENCES_OF, {"tenants": list(tenants), "emails": list(emails)}
         )
         return {(p.tenant_id, p.email): p for p in rows.scalars()}
 
     async def unsubscribed(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
         if not pairs:
             return set()
-        rows = await self._session.execute(
-            select(Unsubscribe.tenant_id, Unsubscribe.email, Unsubscribe.event_type).where(
-                Unsubscribe.tenant_id.in_({t for t, _ in pairs}),
-                Unsubscribe.email.in_({e for _, e in pairs}),
-            )
+        rows = await core.execute(
+            self._session,
+            _UNSUBSCRIBES_OF,
+            {"tenants": list({t for t, _ in pairs}), "emails": list({e for _, e in pairs})},
         )
-        return {(tenant, email, event_type) for tenant, email, event_type in rows}
+        return {(row.tenant_id, row.email, row.event_type) for row in rows}
 
     async def is_unsubscribed(self, tenant_id: str, email: str, event_type: str) -> bool:
         found = await self._session.get(Unsubscribe, (tenant_id, email, event_type))

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.email.rules import goal_of
 from services.notifications.models import ErasedMessage, Suppression
+from shared.db import core
 from shared.events.envelope import CloudEvent
 from shared.privacy.erasure import PersonFinder
 from shared.privacy.keys import anonymised_email, normalise_email
@@ -82,6 +83,12 @@ class SuppressionCheck:
         return suppressed
 
 
+_SUPPRESSED_AMONG = select(Suppression.tenant_id, Suppression.person_key).where(
+    tuple_(Suppression.tenant_id, Suppression.person_key).in_(bindparam("pairs", expanding=True))
+)
+"""The suppressed (tenant, person key) pairs among ``pairs``; built once (intake, every batch)."""
+
+
 async def suppressed_keys(
     session: AsyncSession, pairs: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
@@ -89,12 +96,8 @@ async def suppressed_keys(
     found: set[tuple[str, str]] = set()
     for start in range(0, len(pairs), 400):
         chunk = pairs[start : start + 400]
-        rows = await session.execute(
-            select(Suppression.tenant_id, Suppression.person_key).where(
-                tuple_(Suppression.tenant_id, Suppression.person_key).in_(chunk)
-            )
-        )
-        found.update((str(t), str(k)) for t, k in rows.all())
+        rows = await core.execute(session, _SUPPRESSED_AMONG, {"pairs": chunk})
+        found.update((str(row.tenant_id), str(row.person_key)) for row in rows)
     return found
 
 
