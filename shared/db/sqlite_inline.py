@@ -15,8 +15,9 @@ at each DBAPI call (open the cursor, execute under an ``asyncio.Lock``,
 close), to await a coroutine each time. Here they answer at once, in the
 greenlet SQLAlchemy already runs; one await is left a statement, of an
 awaitable that is already over, because ``AsyncConnection.execute`` checks
-that the driver awaited something. A prebuilt statement costs about 40 us of
-CPU instead of 56 (``python -m bench.db_calls``, docs/performance.md).
+that the driver awaited something. Old and new driver interleaved in one
+process: 5 to 17% less CPU on a transaction of prebuilt statements
+(docs/performance.md; ``python -m bench.db_calls`` for the figures alone).
 
 The one thing that can make SQLite block is a lock held by another
 connection (``SQLITE_BUSY``). Connections therefore run with a busy timeout
