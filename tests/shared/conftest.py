@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from shared.db.database import Database
-from shared.db.migrations import upgrade
 from shared.db.tables import new_metadata
+from tests.support.databases import migrated_database
 
 
 @pytest.fixture
@@ -18,16 +18,12 @@ async def database(
     database_url_for: Callable[[str], str], tmp_path: Path
 ) -> AsyncIterator[Database]:
     """A migrated database holding only the platform branch (outbox, dedupe, idempotency)."""
-    database = Database(database_url_for("platform"))
-    if database.is_sqlite:
-        Path(database.url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
     no_service_revisions = tmp_path / "versions"
     no_service_revisions.mkdir()
-    await upgrade(database, no_service_revisions, new_metadata())
-    try:
+    async with migrated_database(
+        database_url_for("platform"), no_service_revisions, new_metadata()
+    ) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -19,22 +18,17 @@ from services.notifications.email.repository import EmailRepository
 from services.notifications.models import Base, Preference, Suppression, Unsubscribe
 from services.notifications.privacy.suppression import suppressed_keys
 from shared.db.database import Database
-from shared.db.migrations import upgrade
+from tests.support.databases import migrated_database
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def database(
-    database_url_for: Callable[[str], str], tmp_path: Path
-) -> AsyncIterator[Database]:
-    (tmp_path / "data").mkdir(exist_ok=True)
-    database = Database(database_url_for("notifications"))
-    await upgrade(database, MIGRATIONS, Base.metadata)
-    try:
+async def database(database_url_for: Callable[[str], str]) -> AsyncIterator[Database]:
+    async with migrated_database(
+        database_url_for("notifications"), MIGRATIONS, Base.metadata
+    ) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 async def test_suppressed_keys_are_found_among_a_batch_larger_than_one_chunk(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from services.sessions.app import MIGRATIONS
 from services.sessions.models import Base
 from services.sessions.repository import NewOccurrence, SessionsRepository
 from shared.db.database import Database
-from shared.db.migrations import upgrade
+from tests.support.databases import migrated_database
 
 DUE = datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
 
@@ -43,16 +42,11 @@ def planned(goal_id: str, due: datetime = DUE, sequence: int = 1) -> NewOccurren
 
 
 @pytest.fixture
-async def database(
-    database_url_for: Callable[[str], str], tmp_path: Path
-) -> AsyncIterator[Database]:
-    (tmp_path / "data").mkdir(exist_ok=True)  # where a SQLite file goes (a service makes it)
-    database = Database(database_url_for("sessions"))
-    await upgrade(database, MIGRATIONS, Base.metadata)
-    try:
+async def database(database_url_for: Callable[[str], str]) -> AsyncIterator[Database]:
+    async with migrated_database(
+        database_url_for("sessions"), MIGRATIONS, Base.metadata
+    ) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 async def test_a_read_in_the_same_transaction_sees_what_was_planned(database: Database) -> None:
