@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from sqlalchemy import Row, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, delete, func, select, update
 
 from shared import faults, metrics
 from shared import tracing as _tracing  # `tracing` below means debug lines
-from shared.db import core
 from shared.db.database import Database, is_unavailable
 from shared.db.leader import Leadership
 from shared.db.tables import broker_clusters, outbox
@@ -237,9 +237,10 @@ class OutboxRelay:
 
     async def publish_pending(self) -> bool:
         """Publish up to one batch; True when nothing is left to send."""
-        async with self._database.reader() as session:
-            pending = _PENDING_TRACED if _tracing.enabled else _PENDING
-            rows = (await core.execute(session, pending, {"limit": self._batch_size})).all()
+        pending = _PENDING_TRACED if _tracing.enabled else _PENDING
+        rows = await self._database.run_core(
+            functools.partial(_read_pending, pending, self._batch_size), write=False
+        )
         if not rows:
             return True
         self.idle.clear()
@@ -254,12 +255,9 @@ class OutboxRelay:
         if sent and faults.armed:
             await faults.reached("relay.after_publish")
         if sent:
-            async with self._database.transaction() as session:
-                await core.execute(
-                    session,
-                    _MARK_SENT,
-                    {"ids": [row.id for row in sent], "published_at": utc_now()},
-                )
+            await self._database.run_core(
+                functools.partial(_mark_sent, [row.id for row in sent], utc_now()), write=True
+            )
             tracing = _stdlib_log.isEnabledFor(logging.DEBUG)
             for row in sent:
                 metrics.EVENTS_PRODUCED.labels(self._service, row.event_type).inc()
@@ -316,6 +314,14 @@ class OutboxRelay:
         if oldest is not None:
             age = max(0.0, (utc_now() - oldest).total_seconds())
         metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(age)
+
+
+def _read_pending(statement: Select[Any], limit: int, connection: Connection) -> list[Row[Any]]:
+    return list(connection.execute(statement, {"limit": limit}).all())
+
+
+def _mark_sent(ids: list[int], published_at: datetime, connection: Connection) -> None:
+    connection.execute(_MARK_SENT, {"ids": ids, "published_at": published_at})
 
 
 def _record(row: Row[*tuple[Any, ...]]) -> OutboundRecord:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from shared.db.database import Database, is_unavailable
 from shared.db.leader import Leadership
-from shared.db.tables import idempotency_keys, outbox, processed_events
+from shared.db.tables import broker_clusters, idempotency_keys, outbox, processed_events
 from shared.events.envelope import utc_now
 from shared.kafka.dedupe import first_deliveries, first_delivery
 
@@ -177,3 +178,35 @@ def _outbox_row(event_id: str) -> dict[str, object]:
         "created_at": utc_now(),
         "sent_at": None,
     }
+
+
+async def test_run_core_commits_what_returns_and_rolls_back_what_raises(
+    database: Database,
+) -> None:
+    """One-greenlet transactions (the relay's read and mark) commit, roll back and queue
+    like ``transaction()``: concurrent writers on SQLite all get in, one at a time."""
+
+    def record(relay: str) -> Callable[[Connection], None]:
+        def work(connection: Connection) -> None:
+            connection.execute(
+                insert(broker_clusters).values(relay=relay, cluster_id="c1", seen_at=utc_now())
+            )
+
+        return work
+
+    def record_then_fail(connection: Connection) -> None:
+        record("failed")(connection)
+        raise RuntimeError("after the insert")
+
+    await asyncio.gather(*(database.run_core(record(f"r{n}"), write=True) for n in range(8)))
+    with pytest.raises(RuntimeError, match="after the insert"):
+        await database.run_core(record_then_fail, write=True)
+
+    def relays(connection: Connection) -> list[str]:
+        statement = select(broker_clusters.c.relay).order_by(broker_clusters.c.relay)
+        return list(connection.execute(statement).scalars())
+
+    assert await database.run_core(relays, write=False) == [f"r{n}" for n in range(8)]
+    async with database.reader() as session:  # and the sessions see the same
+        count = (await session.execute(select(func.count()).select_from(broker_clusters))).scalar()
+    assert count == 8
