@@ -3,7 +3,8 @@
 Every per-event path is a few transactions of a few prebuilt Core statements
 (docs/performance.md counts them), so this is the floor under the services'
 database work: ``Database.transaction()`` with one UPDATE by primary key,
-the same with five, and a read transaction with one ORM select, on a file
+the same with five, a read transaction with one select, and the first and
+last again as one-greenlet transactions (``Database.run_core``), on a file
 database configured as a service's is. Prints microseconds of process CPU
 per call (the median of rounds), and per statement the difference between
 one and five. Run it at two revisions to judge a change to the driver or
@@ -21,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from shared.db import core
 from shared.db.database import Database
@@ -61,6 +62,12 @@ async def measure(directory: Path) -> dict[str, float]:
             async with database.reader() as session:
                 (await session.execute(_PENDING, {"ids": [1, 2]})).all()
 
+        def touch(connection: Connection) -> None:
+            connection.execute(_TOUCH, {"row_id": 1})
+
+        def select_two(connection: Connection) -> None:
+            connection.execute(_PENDING, {"ids": [1, 2]}).all()
+
         one = await per_call(lambda: write(1))
         five = await per_call(lambda: write(5))
         return {
@@ -68,6 +75,12 @@ async def measure(directory: Path) -> dict[str, float]:
             "write transaction, 5 statements": five,
             "per statement": (five - one) / 4,
             "read transaction, 1 select": await per_call(read),
+            "run_core write, 1 statement": await per_call(
+                lambda: database.run_core(touch, write=True)
+            ),
+            "run_core read, 1 select": await per_call(
+                lambda: database.run_core(select_two, write=False)
+            ),
         }
     finally:
         await database.dispose()
