@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Connection,
     CursorResult,
     and_,
     bindparam,
@@ -31,6 +32,7 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 SUPERSEDED = "superseded"
+T = TypeVar("T")
 
 
 _deliveries = Delivery.__table__.c
@@ -70,6 +72,37 @@ _ADVANCE_DELIVERY = (
         last_status_code=bindparam("new_last_status_code"),
         last_error=bindparam("new_last_error"),
         updated_at=bindparam("new_updated_at"),
+    )
+)
+
+
+_endpoints = Endpoint.__table__.c
+_MARK_FAILING = (
+    update(Endpoint)
+    .where(_endpoints.id == bindparam("target_endpoint_id"), _endpoints.failing_since.is_(None))
+    .values(failing_since=bindparam("now"))
+)
+_CLEAR_FAILING = (
+    update(Endpoint)
+    .where(_endpoints.id == bindparam("target_endpoint_id"), _endpoints.failing_since.is_not(None))
+    .values(failing_since=None)
+)
+_DISABLE_ENDPOINT = (
+    update(Endpoint)
+    .where(_endpoints.id == bindparam("target_endpoint_id"), _endpoints.enabled.is_(True))
+    .values(enabled=False, disabled_reason=bindparam("reason"), updated_at=bindparam("now"))
+)
+_CANCEL_PENDING = (
+    update(Delivery)
+    .where(
+        _deliveries.endpoint_id == bindparam("target_endpoint_id"), _deliveries.status == PENDING
+    )
+    .values(
+        status=CANCELLED,
+        last_error=bindparam("reason"),
+        next_attempt_at=None,
+        locked_until=None,
+        updated_at=bindparam("now"),
     )
 )
 
@@ -180,51 +213,9 @@ class NotificationsRepository:
         """The version of endpoints and email rules (see ``services.notifications.routing``)."""
         return int((await core.execute(self._session, _ROUTING_VERSION)).scalar_one())
 
-    async def _endpoints_changed(self, result: Any) -> None:
-        if _rowcount(result):
-            await core.execute(self._session, BUMP_ROUTING_VERSION)
-
-    async def mark_failing(self, endpoint_id: str, now: datetime) -> None:
-        await self._endpoints_changed(
-            await self._session.execute(
-                update(Endpoint)
-                .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_(None))
-                .values(failing_since=now)
-            )
-        )
-
-    async def clear_failing(self, endpoint_id: str) -> None:
-        await self._endpoints_changed(
-            await self._session.execute(
-                update(Endpoint)
-                .where(Endpoint.id == endpoint_id, Endpoint.failing_since.is_not(None))
-                .values(failing_since=None)
-            )
-        )
-
-    async def disable_endpoint(self, endpoint_id: str, reason: str, now: datetime) -> bool:
-        """Disable once: True only for the caller that actually switched it off."""
-        result = await self._session.execute(
-            update(Endpoint)
-            .where(Endpoint.id == endpoint_id, Endpoint.enabled.is_(True))
-            .values(enabled=False, disabled_reason=reason, updated_at=now)
-        )
-        await self._endpoints_changed(result)
-        return _rowcount(result) == 1
-
-    async def cancel_pending(self, endpoint_id: str, reason: str, now: datetime) -> int:
-        result = await self._session.execute(
-            update(Delivery)
-            .where(Delivery.endpoint_id == endpoint_id, Delivery.status == PENDING)
-            .values(
-                status=CANCELLED,
-                last_error=reason,
-                next_attempt_at=None,
-                locked_until=None,
-                updated_at=now,
-            )
-        )
-        return _rowcount(result)
+    async def run_core(self, work: Callable[[Connection], T]) -> T:
+        """Run synchronous Core work (``DeliveryOutcomes``) inside this session's transaction."""
+        return await core.run_on_connection(self._session, work)
 
     async def endpoint_state_counts(self) -> dict[str, int]:
         rows = await self._session.execute(
@@ -357,37 +348,6 @@ class NotificationsRepository:
         )
         return list(rows.scalars())
 
-    async def delivery_progress(self, ids: Sequence[str]) -> dict[str, DeliveryProgress]:
-        """Where these deliveries stand, read fresh (plain rows: the outcome writer's input)."""
-        if not ids:
-            return {}
-        rows = await core.execute(self._session, _DELIVERY_PROGRESS, {"ids": list(set(ids))})
-        return {row.id: DeliveryProgress(**row._mapping) for row in rows}
-
-    async def record_attempts(
-        self, attempts: list[dict[str, Any]], progress: list[DeliveryProgress], now: datetime
-    ) -> None:
-        """Insert attempt rows and write each delivery's new state, one statement each."""
-        if attempts:
-            await core.execute(self._session, _INSERT_ATTEMPT, attempts)
-        if progress:
-            await core.execute(
-                self._session,
-                _ADVANCE_DELIVERY,
-                [
-                    {
-                        "delivery_id": item.id,
-                        "new_status": item.status,
-                        "new_attempts": item.attempts,
-                        "new_next_attempt_at": item.next_attempt_at,
-                        "new_last_status_code": item.last_status_code,
-                        "new_last_error": item.last_error,
-                        "new_updated_at": now,
-                    }
-                    for item in progress
-                ],
-            )
-
     async def delivery(self, delivery_id: str) -> Delivery | None:
         result: Delivery | None = await self._session.get(Delivery, delivery_id)
         return result
@@ -481,3 +441,76 @@ def _status_clause(status: str) -> Any:
     if status == SUCCEEDED:
         return and_(having(SUCCEEDED), ~having(PENDING, FAILED, CANCELLED))
     return ~having(PENDING, SUCCEEDED, FAILED, CANCELLED, SUPERSEDED)  # "unrouted"
+
+
+class DeliveryOutcomes:
+    """What an attempt's outcome writes, as prebuilt Core statements on a plain connection.
+
+    Synchronous on purpose: the outcome recorder runs its whole transaction as
+    one function with ``Database.run_core`` (SQLAlchemy's greenlet entered once,
+    not at every statement), and the operator's paths reach the same
+    statements inside their session through ``NotificationsRepository.run_core``.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def delivery_progress(self, ids: Sequence[str]) -> dict[str, DeliveryProgress]:
+        """Where these deliveries stand, read fresh (plain rows: the outcome writer's input)."""
+        if not ids:
+            return {}
+        rows = self.connection.execute(_DELIVERY_PROGRESS, {"ids": list(set(ids))})
+        return {row.id: DeliveryProgress(**row._mapping) for row in rows}
+
+    def record_attempts(
+        self, attempts: list[dict[str, Any]], progress: list[DeliveryProgress], now: datetime
+    ) -> None:
+        """Insert attempt rows and write each delivery's new state, one statement each."""
+        if attempts:
+            self.connection.execute(_INSERT_ATTEMPT, attempts)
+        if progress:
+            self.connection.execute(
+                _ADVANCE_DELIVERY,
+                [
+                    {
+                        "delivery_id": item.id,
+                        "new_status": item.status,
+                        "new_attempts": item.attempts,
+                        "new_next_attempt_at": item.next_attempt_at,
+                        "new_last_status_code": item.last_status_code,
+                        "new_last_error": item.last_error,
+                        "new_updated_at": now,
+                    }
+                    for item in progress
+                ],
+            )
+
+    def mark_failing(self, endpoint_id: str, now: datetime) -> None:
+        self._endpoints_changed(
+            self.connection.execute(_MARK_FAILING, {"target_endpoint_id": endpoint_id, "now": now})
+        )
+
+    def clear_failing(self, endpoint_id: str) -> None:
+        self._endpoints_changed(
+            self.connection.execute(_CLEAR_FAILING, {"target_endpoint_id": endpoint_id})
+        )
+
+    def disable_endpoint(self, endpoint_id: str, reason: str, now: datetime) -> bool:
+        """Disable once: True only for the caller that actually switched it off."""
+        result = self.connection.execute(
+            _DISABLE_ENDPOINT, {"target_endpoint_id": endpoint_id, "reason": reason, "now": now}
+        )
+        self._endpoints_changed(result)
+        return _rowcount(result) == 1
+
+    def cancel_pending(self, endpoint_id: str, reason: str, now: datetime) -> int:
+        """Cancel what an endpoint still owes; the number of deliveries cancelled."""
+        result = self.connection.execute(
+            _CANCEL_PENDING, {"target_endpoint_id": endpoint_id, "reason": reason, "now": now}
+        )
+        return _rowcount(result)
+
+    def _endpoints_changed(self, result: Any) -> None:
+        """Endpoints changed: routing caches of every replica must read them again."""
+        if _rowcount(result):
+            self.connection.execute(BUMP_ROUTING_VERSION)

@@ -8,6 +8,7 @@ only encrypted, and returned only by creation and rotation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import uuid
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from services.notifications.delivery.outcomes import disable_endpoint
 from services.notifications.events import webhook_test
 from services.notifications.intake_rows import new_delivery
 from services.notifications.models import Endpoint, Message
-from services.notifications.repository import NotificationsRepository
+from services.notifications.repository import DeliveryOutcomes, NotificationsRepository
 from services.notifications.schemas import (
     EndpointCreate,
     EndpointCreated,
@@ -211,9 +212,12 @@ class EndpointsService:
                     endpoint.enabled, endpoint.disabled_reason = True, None
                     endpoint.failing_since = None
                 else:
-                    await self._runtime.outbox.add(
-                        session, await disable_endpoint(repository, endpoint, "operator", now)
+                    disabled = await repository.run_core(
+                        functools.partial(
+                            disable_endpoint, endpoint=endpoint, reason="operator", now=now
+                        )
                     )
+                    await self._runtime.outbox.add(session, disabled)
                     await session.refresh(endpoint)
             endpoint.updated_at = now
         return endpoint_out(endpoint)
@@ -224,7 +228,12 @@ class EndpointsService:
             endpoint = await repository.endpoint(tenant_id, endpoint_id)
             if endpoint is None:
                 raise not_found(endpoint_id)
-            await repository.cancel_pending(endpoint_id, "endpoint deleted", self._clock.now())
+            now = self._clock.now()
+            await repository.run_core(
+                lambda connection: DeliveryOutcomes(connection).cancel_pending(
+                    endpoint_id, "endpoint deleted", now
+                )
+            )
             await repository.delete(endpoint)
         log.info("endpoint.deleted", endpoint_id=endpoint_id)
 

@@ -13,13 +13,24 @@ their rows) is kept.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import CursorResult, Executable, Insert, Table, Update, bindparam, insert, inspect
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Executable,
+    Insert,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    inspect,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
+T = TypeVar("T")
 Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
@@ -34,6 +45,18 @@ async def execute(
     if session.new or session.dirty or session.deleted:
         await session.flush()  # what Session.execute's autoflush would have done
     return await (await connection_of(session)).execute(statement, parameters)
+
+
+async def run_on_connection(session: AsyncSession, work: Callable[[Connection], T]) -> T:
+    """Run synchronous Core ``work`` on the connection of ``session``'s transaction.
+
+    For statements written once as a synchronous function, for the hot paths
+    that run a whole transaction with ``Database.run_core``, and reached from a
+    session's transaction here (one greenlet entry for all of ``work``).
+    """
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    return await (await connection_of(session)).run_sync(work)
 
 
 async def connection_of(session: AsyncSession) -> AsyncConnection:

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import tracing
@@ -43,15 +43,32 @@ class Outbox:
         payloads: Sequence[bytes] | None = None,
     ) -> None:
         """Insert ``events``; ``payloads``, when given, are their ``to_json()`` already made."""
-        events = list(events)
-        rows = [
-            self._row(event, payloads[index] if payloads is not None else event.to_json())
-            for index, event in enumerate(events)
-        ]
+        rows = self._rows(events, payloads)
         if not rows:
             return
         await core.execute(session, _INSERT, rows)
         on_commit(session, self.committed.set)
+
+    def insert_on(self, connection: Connection, events: Iterable[CloudEvent]) -> bool:
+        """Insert ``events`` in the transaction of a plain ``connection``; True if there were any.
+
+        For work run as one synchronous function (``Database.run_core``), which
+        has no session to hang the commit callback on: once the transaction
+        committed, the caller wakes the relay with ``committed.set()`` (else it
+        finds the rows on its next poll).
+        """
+        rows = self._rows(events, None)
+        if rows:
+            connection.execute(_INSERT, rows)
+        return bool(rows)
+
+    def _rows(
+        self, events: Iterable[CloudEvent], payloads: Sequence[bytes] | None
+    ) -> list[dict[str, Any]]:
+        return [
+            self._row(event, payloads[index] if payloads is not None else event.to_json())
+            for index, event in enumerate(events)
+        ]
 
     def _row(self, event: CloudEvent, payload: bytes) -> dict[str, Any]:
         row = {
