@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.goals.domain import Change, GoalState
@@ -123,18 +124,32 @@ class EventRecorder:
             return
         payloads = [event.to_json() for event in events]  # one serialisation for both tables
         await self._outbox.add(session, events, payloads)
-        await core.execute(
-            session,
-            _INSERT_HISTORY,
-            [
-                {
-                    "tenant_id": event.tenantid,
-                    "goal_id": event.partitionkey,
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "time": event.time,
-                    "payload": payload,
-                }
-                for event, payload in zip(events, payloads, strict=True)
-            ],
-        )
+        await core.execute(session, _INSERT_HISTORY, _history_rows(events, payloads))
+
+    def record_on(self, connection: Connection, events: Sequence[CloudEvent]) -> None:
+        """``record`` on a plain connection (``Database.run_core`` work); once the
+        transaction committed, the caller wakes the relay with ``committed()``."""
+        if not events:
+            return
+        payloads = [event.to_json() for event in events]
+        self._outbox.insert_on(connection, events, payloads)
+        connection.execute(_INSERT_HISTORY, _history_rows(events, payloads))
+
+    def committed(self) -> None:
+        """Events were committed: the relay publishes them now, not at its next poll."""
+        self._outbox.committed.set()
+
+
+def _history_rows(events: Sequence[CloudEvent], payloads: Sequence[bytes]) -> list[dict[str, Any]]:
+    """The ``goal_events`` rows of ``events``, with the payloads their outbox rows carry."""
+    return [
+        {
+            "tenant_id": event.tenantid,
+            "goal_id": event.partitionkey,
+            "event_id": event.id,
+            "event_type": event.type,
+            "time": event.time,
+            "payload": payload,
+        }
+        for event, payload in zip(events, payloads, strict=True)
+    ]

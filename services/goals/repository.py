@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -29,6 +29,47 @@ from services.goals.responses import GoalFilters
 from shared.db import core
 
 _INSERT_PARTICIPANTS = insert(GoalParticipant)
+
+
+def insert_created(connection: Connection, states: Sequence[GoalState]) -> None:
+    """New goals with their participants and milestones, on a plain connection.
+
+    ``GoalRepository.save`` for a transaction that only creates (``POST
+    /v1/goals``), run as one synchronous function with ``Database.run_core``:
+    the same multi-row INSERTs, without a session to attach the rows to.
+    """
+    assert all(state.is_new for state in states), "insert_created writes new goals only"
+    core.insert_rows_of(connection, [state.goal for state in states])
+    added, participants = _written_with(states)
+    if participants:
+        connection.execute(_INSERT_PARTICIPANTS, participants)
+    core.insert_rows_of(connection, added)
+
+
+def _written_with(states: Sequence[GoalState]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The rows a save writes beside the goals: objects added, and replaced participant lists.
+
+    Marks the states saved (nothing added, participants and goal as written).
+    """
+    added: list[Any] = []
+    participants: list[dict[str, Any]] = []
+    for state in states:
+        added.extend(state.added)
+        state.added.clear()
+        if state.participants_changed:
+            participants.extend(
+                {
+                    "goal_id": state.goal.id,
+                    "position": index,
+                    "tenant_id": state.goal.tenant_id,
+                    "role": person.role,
+                    "email": person.email.lower(),
+                }
+                for index, person in enumerate(state.participants)
+            )
+            state.participants_changed = False
+        state.is_new = False
+    return added, participants
 
 
 class GoalRepository:
@@ -113,24 +154,7 @@ class GoalRepository:
                 self._session,
                 delete(GoalParticipant).where(GoalParticipant.goal_id.in_(replaced)),
             )
-        added: list[Any] = []
-        participants: list[dict[str, Any]] = []
-        for state in states:
-            added.extend(state.added)
-            state.added.clear()
-            if state.participants_changed:
-                participants.extend(
-                    {
-                        "goal_id": state.goal.id,
-                        "position": index,
-                        "tenant_id": state.goal.tenant_id,
-                        "role": person.role,
-                        "email": person.email.lower(),
-                    }
-                    for index, person in enumerate(state.participants)
-                )
-                state.participants_changed = False
-            state.is_new = False
+        added, participants = _written_with(states)
         if participants:
             await core.execute(self._session, _INSERT_PARTICIPANTS, participants)
         await core.insert_new(self._session, added)

@@ -52,8 +52,8 @@ def check_if_match(state: GoalState, if_match: str | None) -> None:
 class Work:
     """One transaction's changes: the states touched and the events they emitted, in order."""
 
-    def __init__(self, repository: GoalRepository, now: datetime) -> None:
-        self.repository = repository
+    def __init__(self, repository: GoalRepository | None, now: datetime) -> None:
+        self._repository = repository
         self.now = now
         self.events: list[CloudEvent] = []
         self.states: list[GoalState] = []
@@ -61,6 +61,13 @@ class Work:
         self._touched: set[int] = set()
         self.correlation_id: str | None = None
         self.causation_id: str | None = None
+
+    @property
+    def repository(self) -> GoalRepository:
+        """Where this transaction reads; a creation's work (``repository`` None) reads nothing."""
+        if self._repository is None:
+            raise RuntimeError("this work only creates: it has no session to read in")
+        return self._repository
 
     def emit(self, state: GoalState, change: Change) -> None:
         event = event_for(

@@ -87,14 +87,33 @@ async def insert_new(session: AsyncSession, objects: Sequence[Any]) -> None:
     flushed, as an UPDATE. Every column is written from the object's
     attribute: a column default is not applied, so the caller sets them all.
     """
-    by_table: dict[Table, list[Any]] = {}
-    for obj in objects:
-        by_table.setdefault(obj.__table__, []).append(obj)
-    for table, rows in by_table.items():
-        await execute(session, _insert_into(table), [_row_of(obj, table) for obj in rows])
+    for statement, rows in _inserts_of(objects):
+        await execute(session, statement, rows)
     for obj in objects:
         make_transient_to_detached(obj)
     session.add_all(objects)
+
+
+def insert_rows_of(connection: Connection, objects: Sequence[Any]) -> None:
+    """INSERT new ORM objects as :func:`insert_new` does, on a plain connection, unattached.
+
+    For a transaction run as one synchronous function (``Database.run_core``)
+    that ends with the write: there is no session to attach them to, and
+    nothing later in the transaction changes them.
+    """
+    for statement, rows in _inserts_of(objects):
+        connection.execute(statement, rows)
+
+
+def _inserts_of(objects: Sequence[Any]) -> list[tuple[Insert, list[dict[str, Any]]]]:
+    """One INSERT per table with the rows of ``objects``, in the order their tables first appear."""
+    by_table: dict[Table, list[Any]] = {}
+    for obj in objects:
+        by_table.setdefault(obj.__table__, []).append(obj)
+    return [
+        (_insert_into(table), [_row_of(obj, table) for obj in rows])
+        for table, rows in by_table.items()
+    ]
 
 
 def _row_of(obj: Any, table: Table) -> dict[str, Any]:

@@ -49,7 +49,12 @@ class Outbox:
         await core.execute(session, _INSERT, rows)
         on_commit(session, self.committed.set)
 
-    def insert_on(self, connection: Connection, events: Iterable[CloudEvent]) -> bool:
+    def insert_on(
+        self,
+        connection: Connection,
+        events: Iterable[CloudEvent],
+        payloads: Sequence[bytes] | None = None,
+    ) -> bool:
         """Insert ``events`` in the transaction of a plain ``connection``; True if there were any.
 
         For work run as one synchronous function (``Database.run_core``), which
@@ -57,7 +62,7 @@ class Outbox:
         committed, the caller wakes the relay with ``committed.set()`` (else it
         finds the rows on its next poll).
         """
-        rows = self._rows(events, None)
+        rows = self._rows(events, payloads)
         if rows:
             connection.execute(_INSERT, rows)
         return bool(rows)

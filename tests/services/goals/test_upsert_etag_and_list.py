@@ -140,3 +140,23 @@ async def test_list_filters_and_pages_with_an_opaque_cursor(goals: GoalsApi) -> 
     too_many = await goals.http.get("/v1/goals", params={"limit": 1000})
     assert too_many.status_code == 422
     assert too_many.json()["errors"][0]["field"] == "query.limit"
+
+
+async def test_a_second_post_with_a_taken_external_ref_answers_409_and_writes_nothing(
+    goals: GoalsApi,
+) -> None:
+    first = await goals.create(external_ref="crm-9", title="First")
+    refused = await goals.http.post(
+        "/v1/goals", json=goal_body(external_ref="crm-9", title="Second")
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "crm-9" in refused.json()["detail"]
+
+    by_ref = await goals.http.get("/v1/goals/by-ref/crm-9")
+    assert by_ref.json()["id"] == first["id"]
+    assert by_ref.json()["title"] == "First"
+    later = await goals.create(title="After the refusal")  # the write lock was given back
+    events = await goals.events(lambda evs: any(e.partitionkey == later["id"] for e in evs))
+    created = [e for e in events if e.type == "goal.created"]
+    assert sorted(e.partitionkey for e in created) == sorted([first["id"], later["id"]])
