@@ -3,8 +3,8 @@
 Every per-event path is a few transactions of a few prebuilt Core statements
 (docs/performance.md counts them), so this is the floor under the services'
 database work: ``Database.transaction()`` with one UPDATE by primary key,
-the same with five, a read transaction with one select, and the first and
-last again as one-greenlet transactions (``Database.run_core``), on a file
+the same with five, a read transaction with one select, and the writes and
+the read again as one-greenlet transactions (``Database.run_core``), on a file
 database configured as a service's is. Prints microseconds of process CPU
 per call (the median of rounds), and per statement the difference between
 one and five. Run it at two revisions to judge a change to the driver or
@@ -16,6 +16,7 @@ to ``shared.db``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -62,8 +63,9 @@ async def measure(directory: Path) -> dict[str, float]:
             async with database.reader() as session:
                 (await session.execute(_PENDING, {"ids": [1, 2]})).all()
 
-        def touch(connection: Connection) -> None:
-            connection.execute(_TOUCH, {"row_id": 1})
+        def touch(connection: Connection, statements: int = 1) -> None:
+            for _ in range(statements):
+                connection.execute(_TOUCH, {"row_id": 1})
 
         def select_two(connection: Connection) -> None:
             connection.execute(_PENDING, {"ids": [1, 2]}).all()
@@ -77,6 +79,9 @@ async def measure(directory: Path) -> dict[str, float]:
             "read transaction, 1 select": await per_call(read),
             "run_core write, 1 statement": await per_call(
                 lambda: database.run_core(touch, write=True)
+            ),
+            "run_core write, 5 statements": await per_call(
+                lambda: database.run_core(functools.partial(touch, statements=5), write=True)
             ),
             "run_core read, 1 select": await per_call(
                 lambda: database.run_core(select_two, write=False)

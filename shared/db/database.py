@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -232,5 +233,12 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        # Straight to the driver: through exec_driver_sql the BEGIN took SQLAlchemy's whole
+        # execution path (cursor, events, result), a sixth of a one-statement transaction.
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        driver: sqlite_inline.Connection = connection.connection.dbapi_connection
+        try:
+            driver.begin(mode)
+        except sqlite3.Error as error:
+            # As SQLAlchemy wraps a failed statement, so is_unavailable() can judge it.
+            raise DBAPIError.instance(f"BEGIN {mode}", None, error, sqlite3.Error) from error

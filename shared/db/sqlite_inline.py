@@ -210,6 +210,10 @@ class Connection(AdaptedConnection):
         cursor.execute(operation, parameters)
         return cursor
 
+    def begin(self, mode: str) -> None:
+        """``BEGIN <mode>`` on sqlite3 itself; a busy database is waited for as in ``call``."""
+        self.call(self.sqlite.execute, f"BEGIN {mode}")
+
     def create_function(self, *args: Any, **kwargs: Any) -> None:
         self.sqlite.create_function(*args, **kwargs)
 
