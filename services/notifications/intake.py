@@ -2,8 +2,10 @@
 
 A batch is handled in one transaction with a fixed number of queries
 (existing ids, the tenants' endpoints and email rules, the recipients'
-preferences, unsubscribes and quiet hours), whatever its size. Only after
-the transaction commits does the consumer runner commit the offset; a
+preferences, unsubscribes and quiet hours), whatever its size, as one
+synchronous function of Core statements run with ``Database.run_core`` (the
+repositories' ``MessageIntake`` and ``EmailLookups``). Only after the
+transaction commits does the consumer runner commit the offset; a
 redelivered event finds its message already stored and changes nothing.
 
 Routing is decided here and stored with the message, so the routing API
@@ -13,14 +15,17 @@ explains exactly what happened at the time, not what would happen today.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from services.notifications.delivery.lanes import EMAIL_LANE
-from services.notifications.email.repository import EmailRepository
+from services.notifications.email.repository import EmailLookups
 from services.notifications.email.rules import (
     DIGEST_TYPES,
     QuietHours,
@@ -51,7 +56,7 @@ from services.notifications.privacy.suppression import (
     SuppressionCheck,
     erased_message_rows,
 )
-from services.notifications.repository import NotificationsRepository
+from services.notifications.repository import MessageIntake
 from services.notifications.routing import RoutingCache
 from services.notifications.webhooks.matching import payload_matches, type_matches
 from shared import tracing
@@ -145,41 +150,44 @@ class IntakeHandler:
             self._handoff.written(rows.refused)
 
     async def _write(self, batch: Sequence[ConsumedEvent], rows: Rows) -> int:
-        created = 0
-        async with self._db.transaction() as session:
-            repository = NotificationsRepository(session)
-            emails = EmailRepository(session)
-            existing = await repository.existing_message_ids([item.event.id for item in batch])
-            fresh: list[ConsumedEvent] = []
-            seen: set[str] = set()
-            for item in batch:
-                if item.event.id in existing or item.event.id in seen:
-                    with event_scope(item.event):
-                        log.info("notifications.event.duplicate", event_type=item.event.type)
-                    continue
-                seen.add(item.event.id)
-                fresh.append(item)
-            if not fresh:
-                return 0
-            context = await self._load(repository, emails, [item.event for item in fresh])
-            if self._suppression is not None:
-                context.suppressed = await self._suppression.load(
-                    session, [item.event for item in fresh]
-                )
-            now = self._clock.now()
-            await self._project_quiet_hours(emails, context, now)
-            for item in fresh:
+        return await self._db.run_core(
+            functools.partial(self._write_batch, batch, rows), write=True
+        )
+
+    def _write_batch(
+        self, batch: Sequence[ConsumedEvent], rows: Rows, connection: Connection
+    ) -> int:
+        """The batch's transaction, as one synchronous function; the deliveries it created."""
+        store = MessageIntake(connection)
+        emails = EmailLookups(connection)
+        existing = store.existing_message_ids([item.event.id for item in batch])
+        fresh: list[ConsumedEvent] = []
+        seen: set[str] = set()
+        for item in batch:
+            if item.event.id in existing or item.event.id in seen:
                 with event_scope(item.event):
-                    created += self._store(context, item, now, rows)
-            # Plain multi-row INSERTs, messages first (deliveries refer to them): the ORM's
-            # unit of work costs more than everything else intake does.
-            await repository.insert_many(Message, rows.messages)
-            await repository.insert_many(Delivery, rows.deliveries)
-            await repository.insert_many(DigestEntry, rows.digests)
-            if context.erased:
-                await repository.insert_many(
-                    ErasedMessage, erased_message_rows(context.erased, now)
-                )
+                    log.info("notifications.event.duplicate", event_type=item.event.type)
+                continue
+            seen.add(item.event.id)
+            fresh.append(item)
+        if not fresh:
+            return 0
+        context = self._load(store, emails, [item.event for item in fresh])
+        if self._suppression is not None:
+            context.suppressed = self._suppression.load(connection, [item.event for item in fresh])
+        now = self._clock.now()
+        self._project_quiet_hours(emails, context, now)
+        created = 0
+        for item in fresh:
+            with event_scope(item.event):
+                created += self._store(context, item, now, rows)
+        # Plain multi-row INSERTs, messages first (deliveries refer to them): the ORM's
+        # unit of work costs more than everything else intake does.
+        store.insert_many(Message, rows.messages)
+        store.insert_many(Delivery, rows.deliveries)
+        store.insert_many(DigestEntry, rows.digests)
+        if context.erased:
+            store.insert_many(ErasedMessage, erased_message_rows(context.erased, now))
         return created
 
     def _lease_now(
@@ -200,14 +208,14 @@ class IntakeHandler:
         delivery["locked_until"] = self._handoff.lease_until()
         rows.handed.append(HandedOver(delivery, lane, endpoint))
 
-    async def _load(
+    def _load(
         self,
-        repository: NotificationsRepository,
-        emails: EmailRepository,
+        store: MessageIntake,
+        emails: EmailLookups,
         events: list[CloudEvent],
     ) -> BatchContext:
         tenants = sorted({event.tenantid for event in events})
-        endpoints, rules = await self._routing.load(repository, emails, tenants)
+        endpoints, rules = self._routing.load(store, emails, tenants)
         goals: set[tuple[str, str]] = set()
         updates: dict[tuple[str, str], GoalSnapshot] = {}
         for event in events:
@@ -224,14 +232,14 @@ class IntakeHandler:
         return BatchContext(
             endpoints=endpoints,
             rules=rules,
-            preferences=await emails.preferences(pairs),
-            unsubscribed=await emails.unsubscribed(pairs),
-            quiet_hours=await emails.quiet_hours(goals),
+            preferences=emails.preferences(pairs),
+            unsubscribed=emails.unsubscribed(pairs),
+            quiet_hours=emails.quiet_hours(goals),
             quiet_updates=updates,
         )
 
-    async def _project_quiet_hours(
-        self, emails: EmailRepository, context: BatchContext, now: datetime
+    def _project_quiet_hours(
+        self, emails: EmailLookups, context: BatchContext, now: datetime
     ) -> None:
         """Keep each goal's policy quiet hours; write only where this batch has a newer one."""
         rows: list[dict[str, Any]] = []
@@ -254,7 +262,7 @@ class IntakeHandler:
                 }
             )
             context.quiet_hours[(tenant, goal_id)] = GoalQuietHours(**rows[-1])
-        await emails.upsert_quiet_hours(rows)
+        emails.upsert_quiet_hours(rows)
 
     def _store(
         self,

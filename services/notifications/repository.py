@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from services.notifications.models import Attempt, Delivery, Endpoint, Message, RoutingVersion
 from shared.db import core
@@ -77,6 +78,11 @@ _ADVANCE_DELIVERY = (
 
 
 _endpoints = Endpoint.__table__.c
+_ENDPOINTS_OF_TENANTS = (
+    select(Endpoint)
+    .where(Endpoint.tenant_id.in_(bindparam("tenants", expanding=True)))
+    .order_by(Endpoint.created_at, Endpoint.id)
+)
 _MARK_FAILING = (
     update(Endpoint)
     .where(_endpoints.id == bindparam("target_endpoint_id"), _endpoints.failing_since.is_(None))
@@ -111,6 +117,15 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
+def _by_tenant(
+    tenant_ids: Sequence[str], endpoints: Iterable[Endpoint]
+) -> dict[str, list[Endpoint]]:
+    found: dict[str, list[Endpoint]] = {tenant: [] for tenant in tenant_ids}
+    for endpoint in endpoints:
+        found[endpoint.tenant_id].append(endpoint)
+    return found
+
+
 @dataclass(slots=True)
 class DeliveryProgress:
     """The part of a delivery an attempt's outcome moves on (read and written with Core)."""
@@ -138,11 +153,6 @@ class DueDelivery:
 class NotificationsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-
-    async def insert_many(self, model: Any, rows: list[dict[str, Any]]) -> None:
-        """One multi-row INSERT through the table, bypassing the ORM's unit of work."""
-        if rows:
-            await core.execute(self._session, _INSERT_INTO[model], rows)
 
     async def snapshot(self) -> None:
         """Make the rest of this read transaction see one snapshot (PostgreSQL).
@@ -180,17 +190,12 @@ class NotificationsRepository:
 
     async def tenant_endpoints(self, tenant_ids: Sequence[str]) -> dict[str, list[Endpoint]]:
         """Every endpoint (disabled too, for the routing record) of these tenants."""
-        found: dict[str, list[Endpoint]] = {tenant: [] for tenant in tenant_ids}
         if not tenant_ids:
-            return found
+            return {}
         rows = await self._session.execute(
-            select(Endpoint)
-            .where(Endpoint.tenant_id.in_(set(tenant_ids)))
-            .order_by(Endpoint.created_at, Endpoint.id)
+            _ENDPOINTS_OF_TENANTS, {"tenants": list(set(tenant_ids))}
         )
-        for endpoint in rows.scalars():
-            found[endpoint.tenant_id].append(endpoint)
-        return found
+        return _by_tenant(tenant_ids, rows.scalars())
 
     async def list_endpoints(
         self, tenant_id: str, *, after: tuple[datetime, str] | None, limit: int
@@ -208,10 +213,6 @@ class NotificationsRepository:
             query.order_by(Endpoint.created_at, Endpoint.id).limit(limit)
         )
         return list(rows.scalars())
-
-    async def routing_version(self) -> int:
-        """The version of endpoints and email rules (see ``services.notifications.routing``)."""
-        return int((await core.execute(self._session, _ROUTING_VERSION)).scalar_one())
 
     async def run_core(self, work: Callable[[Connection], T]) -> T:
         """Run synchronous Core work (``DeliveryOutcomes``) inside this session's transaction."""
@@ -270,12 +271,6 @@ class NotificationsRepository:
         return {str(row[0]): [int(count or 0) for count in row[1:]] for row in rows}
 
     # Messages
-
-    async def existing_message_ids(self, ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        rows = await core.execute(self._session, _MESSAGES_KNOWN, {"ids": list(set(ids))})
-        return set(rows.scalars())
 
     async def message(self, tenant_id: str, message_id: str) -> Message | None:
         result: Message | None = await self._session.scalar(
@@ -514,3 +509,44 @@ class DeliveryOutcomes:
         """Endpoints changed: routing caches of every replica must read them again."""
         if _rowcount(result):
             self.connection.execute(BUMP_ROUTING_VERSION)
+
+
+class MessageIntake:
+    """What intake reads and writes for a batch, on a plain connection.
+
+    Synchronous Core statements: intake runs the batch's transaction as one
+    function with ``Database.run_core`` (SQLAlchemy's greenlet entered once).
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def existing_message_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = self.connection.execute(_MESSAGES_KNOWN, {"ids": list(set(ids))})
+        return set(rows.scalars())
+
+    def routing_version(self) -> int:
+        """The version of endpoints and email rules (see ``services.notifications.routing``)."""
+        return int(self.connection.execute(_ROUTING_VERSION).scalar_one())
+
+    def tenant_endpoints(self, tenant_ids: Sequence[str]) -> dict[str, list[Endpoint]]:
+        """Every endpoint of these tenants, detached (read when the routing cache is stale).
+
+        ORM objects, as ``NotificationsRepository.tenant_endpoints`` gives them,
+        from a session of their own on this connection's transaction.
+        """
+        if not tenant_ids:
+            return {}
+        with Session(bind=self.connection) as session:
+            endpoints = list(
+                session.scalars(_ENDPOINTS_OF_TENANTS, {"tenants": list(set(tenant_ids))})
+            )
+            session.expunge_all()
+        return _by_tenant(tenant_ids, endpoints)
+
+    def insert_many(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        """One multi-row INSERT through the table, bypassing the ORM's unit of work."""
+        if rows:
+            self.connection.execute(_INSERT_INTO[model], rows)

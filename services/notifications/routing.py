@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
 
-from services.notifications.email.repository import EmailRepository
+from services.notifications.email.repository import EmailLookups
 from services.notifications.models import EmailRule, Endpoint
-from services.notifications.repository import BUMP_ROUTING_VERSION, NotificationsRepository
+from services.notifications.repository import BUMP_ROUTING_VERSION, MessageIntake
 
 MAX_TENANTS = 10_000
 """Beyond this many tenants cached, start again (a bound on memory, not a correctness rule)."""
@@ -39,20 +39,17 @@ class RoutingCache:
         self._endpoints: dict[str, list[Endpoint]] = {}
         self._rules: dict[str, dict[str, list[str]]] = {}
 
-    async def load(
-        self,
-        repository: NotificationsRepository,
-        emails: EmailRepository,
-        tenants: Sequence[str],
+    def load(
+        self, store: MessageIntake, emails: EmailLookups, tenants: Sequence[str]
     ) -> tuple[dict[str, list[Endpoint]], dict[str, dict[str, list[str]]]]:
         """The endpoints and rules of ``tenants``, read in the caller's transaction if stale."""
-        version = await repository.routing_version()
+        version = store.routing_version()
         if version != self._version or len(self._endpoints) > MAX_TENANTS:
             self._endpoints, self._rules, self._version = {}, {}, version
         missing = [tenant for tenant in tenants if tenant not in self._endpoints]
         if missing:
-            self._endpoints.update(await repository.tenant_endpoints(missing))
-            self._rules.update(await emails.rules(missing))
+            self._endpoints.update(store.tenant_endpoints(missing))
+            self._rules.update(emails.rules(missing))
         return (
             {tenant: self._endpoints[tenant] for tenant in tenants},
             {tenant: self._rules[tenant] for tenant in tenants},

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +29,7 @@ _QUIET_HOURS_OF_GOALS = select(*GoalQuietHours.__table__.columns).where(
     GoalQuietHours.goal_id.in_(bindparam("goals", expanding=True)),
 )
 
-_PREFERENCES_OF = select(Preference).where(
+_PREFERENCES_OF = select(*Preference.__table__.columns).where(
     Preference.tenant_id.in_(bindparam("tenants", expanding=True)),
     Preference.email.in_(bindparam("emails", expanding=True)),
 )
@@ -73,13 +73,9 @@ class EmailRepository:
     # Rules
 
     async def rules(self, tenant_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-        found: dict[str, dict[str, list[str]]] = {tenant: {} for tenant in tenant_ids}
-        if not tenant_ids:
-            return found
-        rows = await core.execute(self._session, _RULES_OF_TENANTS, {"tenants": list(found)})
-        for row in rows:
-            found[row.tenant_id][row.event_type] = list(row.roles)
-        return found
+        return await core.run_on_connection(
+            self._session, lambda connection: EmailLookups(connection).rules(tenant_ids)
+        )
 
     async def rule(self, tenant_id: str, event_type: str) -> EmailRule | None:
         result: EmailRule | None = await self._session.get(EmailRule, (tenant_id, event_type))
@@ -107,26 +103,6 @@ class EmailRepository:
         result: Preference | None = await self._session.get(Preference, (tenant_id, email))
         return result
 
-    async def preferences(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Preference]:
-        if not pairs:
-            return {}
-        emails = {email for _, email in pairs}
-        tenants = {tenant for tenant, _ in pairs}
-        rows = await self._session.execute(
-            _PREFERENCES_OF, {"tenants": list(tenants), "emails": list(emails)}
-        )
-        return {(p.tenant_id, p.email): p for p in rows.scalars()}
-
-    async def unsubscribed(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
-        if not pairs:
-            return set()
-        rows = await core.execute(
-            self._session,
-            _UNSUBSCRIBES_OF,
-            {"tenants": list({t for t, _ in pairs}), "emails": list({e for _, e in pairs})},
-        )
-        return {(row.tenant_id, row.email, row.event_type) for row in rows}
-
     async def is_unsubscribed(self, tenant_id: str, email: str, event_type: str) -> bool:
         found = await self._session.get(Unsubscribe, (tenant_id, email, event_type))
         return found is not None
@@ -150,30 +126,6 @@ class EmailRepository:
             found = await self._session.get(Unsubscribe, (tenant_id, email, event_type))
             if found is not None:
                 await self._session.delete(found)
-
-    # Goal quiet hours (a projection of goal events)
-
-    async def quiet_hours(
-        self, keys: set[tuple[str, str]]
-    ) -> dict[tuple[str, str], GoalQuietHours]:
-        if not keys:
-            return {}
-        rows = await core.execute(
-            self._session,
-            _QUIET_HOURS_OF_GOALS,
-            {"tenants": list({t for t, _ in keys}), "goals": list({g for _, g in keys})},
-        )
-        found = (GoalQuietHours(**row._mapping) for row in rows)
-        return {(q.tenant_id, q.goal_id): q for q in found if (q.tenant_id, q.goal_id) in keys}
-
-    async def upsert_quiet_hours(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Keep the newest version of goals' quiet hours (events may arrive out of order).
-
-        ``rows`` carry tenant_id, goal_id, quiet_start, quiet_end, version,
-        status and updated_at; one statement for all of them.
-        """
-        if rows:
-            await core.execute(self._session, _UPSERT_QUIET_HOURS[self._dialect()], list(rows))
 
     # Digests
 
@@ -219,3 +171,66 @@ class EmailRepository:
             .values(last_digest_at=moment)
         )
         return bool(getattr(result, "rowcount", 0))
+
+
+class EmailLookups:
+    """Intake's per-batch reads of email configuration, and its quiet-hours projection.
+
+    Synchronous Core statements on a plain connection: intake runs its whole
+    batch transaction as one function with ``Database.run_core``; the async
+    ``EmailRepository.rules`` reaches the same statement through its session.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def rules(self, tenant_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        found: dict[str, dict[str, list[str]]] = {tenant: {} for tenant in tenant_ids}
+        if not tenant_ids:
+            return found
+        rows = self.connection.execute(_RULES_OF_TENANTS, {"tenants": list(found)})
+        for row in rows:
+            found[row.tenant_id][row.event_type] = list(row.roles)
+        return found
+
+    def preferences(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Preference]:
+        """The preferences of these people (transient objects: read, never written through)."""
+        if not pairs:
+            return {}
+        rows = self.connection.execute(
+            _PREFERENCES_OF,
+            {"tenants": list({t for t, _ in pairs}), "emails": list({e for _, e in pairs})},
+        )
+        found = (Preference(**row._mapping) for row in rows)
+        return {(p.tenant_id, p.email): p for p in found}
+
+    def unsubscribed(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
+        if not pairs:
+            return set()
+        rows = self.connection.execute(
+            _UNSUBSCRIBES_OF,
+            {"tenants": list({t for t, _ in pairs}), "emails": list({e for _, e in pairs})},
+        )
+        return {(row.tenant_id, row.email, row.event_type) for row in rows}
+
+    # Goal quiet hours (a projection of goal events)
+
+    def quiet_hours(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], GoalQuietHours]:
+        if not keys:
+            return {}
+        rows = self.connection.execute(
+            _QUIET_HOURS_OF_GOALS,
+            {"tenants": list({t for t, _ in keys}), "goals": list({g for _, g in keys})},
+        )
+        found = (GoalQuietHours(**row._mapping) for row in rows)
+        return {(q.tenant_id, q.goal_id): q for q in found if (q.tenant_id, q.goal_id) in keys}
+
+    def upsert_quiet_hours(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Keep the newest version of goals' quiet hours (events may arrive out of order).
+
+        ``rows`` carry tenant_id, goal_id, quiet_start, quiet_end, version,
+        status and updated_at; one statement for all of them.
+        """
+        if rows:
+            dialect = "postgresql" if self.connection.dialect.name == "postgresql" else "sqlite"
+            self.connection.execute(_UPSERT_QUIET_HOURS[dialect], list(rows))

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from services.notifications.models import Delivery, DigestEntry, Preference, Unsubscribe
 from services.notifications.privacy.suppression import suppressed_keys
+from shared.db import core
 from shared.db.database import Database
 from shared.privacy.erasure import PersonFinder
 
@@ -72,7 +73,11 @@ class NotificationsExport:
                 if len(emails) >= MAX_DELIVERIES:
                     break
             key = self._finder.key(tenant_id, email)
-            suppressed = bool(await suppressed_keys(session, [(tenant_id, key)]))
+            suppressed = bool(
+                await core.run_on_connection(
+                    session, lambda connection: suppressed_keys(connection, [(tenant_id, key)])
+                )
+            )
         return {
             "preference": None
             if preference is None

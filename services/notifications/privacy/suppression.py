@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, bindparam, select, tuple_
 
 from services.notifications.email.rules import goal_of
 from services.notifications.models import ErasedMessage, Suppression
-from shared.db import core
 from shared.events.envelope import CloudEvent
 from shared.privacy.erasure import PersonFinder
 from shared.privacy.keys import anonymised_email, normalise_email
@@ -61,7 +59,8 @@ class SuppressionCheck:
     def __init__(self, privacy_key: str) -> None:
         self._finder = PersonFinder(privacy_key)
 
-    async def load(self, session: AsyncSession, events: Sequence[CloudEvent]) -> Suppressed:
+    def load(self, connection: Connection, events: Sequence[CloudEvent]) -> Suppressed:
+        """The suppressed people among ``events``' (synchronous: part of intake's run_core)."""
         keys: dict[tuple[str, str], str] = {}
         for event in events:
             goal = goal_of(event)
@@ -75,7 +74,7 @@ class SuppressionCheck:
         if not keys:
             return suppressed
         wanted = {(tenant, key) for (tenant, _), key in keys.items()}
-        found = await suppressed_keys(session, wanted)
+        found = suppressed_keys(connection, wanted)
         for pair, key in keys.items():
             if (pair[0], key) in found:
                 suppressed.people.add(pair)
@@ -89,14 +88,15 @@ _SUPPRESSED_AMONG = select(Suppression.tenant_id, Suppression.person_key).where(
 """The suppressed (tenant, person key) pairs among ``pairs``; built once (intake, every batch)."""
 
 
-async def suppressed_keys(
-    session: AsyncSession, pairs: Iterable[tuple[str, str]]
+def suppressed_keys(
+    connection: Connection, pairs: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
+    """Which of these (tenant, person key) pairs are suppressed, in chunks of 400."""
     pairs = sorted(set(pairs))
     found: set[tuple[str, str]] = set()
     for start in range(0, len(pairs), 400):
         chunk = pairs[start : start + 400]
-        rows = await core.execute(session, _SUPPRESSED_AMONG, {"pairs": chunk})
+        rows = connection.execute(_SUPPRESSED_AMONG, {"pairs": chunk})
         found.update((str(row.tenant_id), str(row.person_key)) for row in rows)
     return found
 

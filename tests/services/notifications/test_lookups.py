@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.notifications.app import MIGRATIONS
-from services.notifications.email.repository import EmailRepository
+from services.notifications.email.repository import EmailLookups
 from services.notifications.models import Base, Preference, Suppression, Unsubscribe
 from services.notifications.privacy.suppression import suppressed_keys
 from shared.db.database import Database
@@ -44,9 +44,8 @@ async def test_suppressed_keys_are_found_among_a_batch_larger_than_one_chunk(
             Suppression(tenant_id="other", person_key="key-0001", erasure_id="e-2", created_at=NOW)
         )
     asked = {(f"tenant-{n % 3}", f"key-{n:04d}") for n in range(900)}  # 900: three chunks
-    async with database.reader() as session:
-        assert await suppressed_keys(session, asked) == suppressed
-        assert await suppressed_keys(session, []) == set()
+    assert await database.run_core(lambda c: suppressed_keys(c, asked), write=False) == suppressed
+    assert await database.run_core(lambda c: suppressed_keys(c, []), write=False) == set()
 
 
 async def test_preferences_and_unsubscribes_come_back_for_the_asked_people_only(
@@ -79,10 +78,10 @@ async def test_preferences_and_unsubscribes_come_back_for_the_asked_people_only(
             ]
         )
     asked = {("acme", "ana@example.com"), ("acme", "cy@example.com")}
-    async with database.reader() as session:
-        emails = EmailRepository(session)
-        preferences = await emails.preferences(asked)
-        unsubscribed = await emails.unsubscribed(asked)
+    preferences = await database.run_core(lambda c: EmailLookups(c).preferences(asked), write=False)
+    unsubscribed = await database.run_core(
+        lambda c: EmailLookups(c).unsubscribed(asked), write=False
+    )
     assert {key: p.delivery for key, p in preferences.items()} == {
         ("acme", "ana@example.com"): "digest"
     }
