@@ -173,6 +173,14 @@ class EmailRepository:
         return bool(getattr(result, "rowcount", 0))
 
 
+def _bound_lists(pairs: set[tuple[str, str]], second: str) -> dict[str, list[str]]:
+    """The expanding lists of a lookup by (tenant, key) pairs: every tenant and every key.
+
+    The rows found may pair a tenant with another's key; callers keep the pairs they asked.
+    """
+    return {"tenants": list({tenant for tenant, _ in pairs}), second: list({k for _, k in pairs})}
+
+
 class EmailLookups:
     """Intake's per-batch reads of email configuration, and its quiet-hours projection.
 
@@ -197,20 +205,14 @@ class EmailLookups:
         """The preferences of these people (transient objects: read, never written through)."""
         if not pairs:
             return {}
-        rows = self.connection.execute(
-            _PREFERENCES_OF,
-            {"tenants": list({t for t, _ in pairs}), "emails": list({e for _, e in pairs})},
-        )
+        rows = self.connection.execute(_PREFERENCES_OF, _bound_lists(pairs, "emails"))
         found = (Preference(**row._mapping) for row in rows)
         return {(p.tenant_id, p.email): p for p in found}
 
     def unsubscribed(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
         if not pairs:
             return set()
-        rows = self.connection.execute(
-            _UNSUBSCRIBES_OF,
-            {"tenants": list({t for t, _ in pairs}), "emails": list({e for _, e in pairs})},
-        )
+        rows = self.connection.execute(_UNSUBSCRIBES_OF, _bound_lists(pairs, "emails"))
         return {(row.tenant_id, row.email, row.event_type) for row in rows}
 
     # Goal quiet hours (a projection of goal events)
@@ -218,10 +220,7 @@ class EmailLookups:
     def quiet_hours(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], GoalQuietHours]:
         if not keys:
             return {}
-        rows = self.connection.execute(
-            _QUIET_HOURS_OF_GOALS,
-            {"tenants": list({t for t, _ in keys}), "goals": list({g for _, g in keys})},
-        )
+        rows = self.connection.execute(_QUIET_HOURS_OF_GOALS, _bound_lists(keys, "goals"))
         found = (GoalQuietHours(**row._mapping) for row in rows)
         return {(q.tenant_id, q.goal_id): q for q in found if (q.tenant_id, q.goal_id) in keys}
 
