@@ -42,8 +42,7 @@ async def execute(
     A list of parameter dicts is an executemany (one prepared statement, every
     row bound), as with ``Connection.execute``.
     """
-    if session.new or session.dirty or session.deleted:
-        await session.flush()  # what Session.execute's autoflush would have done
+    await _flush_pending(session)
     return await (await connection_of(session)).execute(statement, parameters)
 
 
@@ -54,9 +53,14 @@ async def run_on_connection(session: AsyncSession, work: Callable[[Connection], 
     that run a whole transaction with ``Database.run_core``, and reached from a
     session's transaction here (one greenlet entry for all of ``work``).
     """
+    await _flush_pending(session)
+    return await (await connection_of(session)).run_sync(work)
+
+
+async def _flush_pending(session: AsyncSession) -> None:
+    """Flush pending ORM changes first, as Session.execute's autoflush would have done."""
     if session.new or session.dirty or session.deleted:
         await session.flush()
-    return await (await connection_of(session)).run_sync(work)
 
 
 async def connection_of(session: AsyncSession) -> AsyncConnection:

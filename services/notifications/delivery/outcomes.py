@@ -154,10 +154,10 @@ class OutcomeRecorder:
                         _fail(item, single)
 
     async def _write(self, group: list[_Pending]) -> None:
-        events = await self._runtime.database.run_core(
+        wrote_events = await self._runtime.database.run_core(
             functools.partial(self._write_group, group), write=True
         )
-        if events:
+        if wrote_events:
             self._runtime.outbox.committed.set()
         for item in group:
             self._report(item)
