@@ -98,10 +98,17 @@ class GoalState:
 
     @classmethod
     def of(cls, goal: Goal, milestones: list[Milestone]) -> GoalState:
+        """The state of a stored goal.
+
+        Participants were validated when they were written (``model_dump`` of
+        validated models is all this service stores), so they are rebuilt
+        without validating again: an email address costs ~25 us to validate,
+        and a batch of progress reports loads every goal it names.
+        """
         return cls(
             goal=goal,
             milestones=milestones,
-            participants=[Participant.model_validate(p) for p in goal.participants],
+            participants=[Participant.model_construct(**p) for p in goal.participants],
             policy=CheckinPolicy.model_validate(goal.policy) if goal.policy else None,
         )
 
