@@ -244,8 +244,25 @@ async def traced_run(
                 spans[:] = [span for request in collector.requests for span in decode(request)]
                 return spans
 
+            def chain_of(hook: Received) -> list[str]:
+                """The names from a webhook's httpx span up through the exported spans."""
+                by_span = {span.span_id: span for span in spans}
+                span_id = hook.headers["traceparent"].split("-")[2]
+                names: list[str] = []
+                while span_id in by_span:
+                    names.append(by_span[span_id].name)
+                    span_id = by_span[span_id].parent_id
+                return names
+
             def complete() -> bool:
                 names = {(s.trace_id, s.service, s.name) for s in exported()}
+                # Spans are exported as they end, parents after their children, each process
+                # on its own schedule: wait for the very chains asserted below, not only for
+                # spans of those names (an attempt retried, say, has two of each).
+                if chain_of(delivered["goal.created"])[-1:] != ["POST /v1/goals"]:
+                    return False
+                if "fire checkin.missed" not in chain_of(delivered["checkin.missed"]):
+                    return False
                 return {
                     (post_trace, "goals", "POST /v1/goals"),
                     (post_trace, "goals", f"send {topic_prefix}goals"),
