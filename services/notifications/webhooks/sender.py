@@ -94,7 +94,7 @@ class WebhookSender:
         self._max_bytes = max_response_bytes
         self._ssl_context = trust_store(ca_file)
         self._idle_seconds = idle_seconds
-        self._clients: dict[str, _Lane] = {}
+        self._lanes: dict[str, _Lane] = {}
         self._swept_at = time.monotonic()
 
     def _new_transport(self) -> httpx.AsyncHTTPTransport:
@@ -103,26 +103,26 @@ class WebhookSender:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
         return GuardedTransport(self._guard, limits=limits, ssl_context=self._ssl_context)
 
-    def _client(self, lane: str) -> _Lane:
-        client = self._clients.get(lane)
-        if client is None:
-            client = self._clients[lane] = _Lane(self._new_transport())
-        client.last_used = time.monotonic()
-        return client
+    def _lane(self, name: str) -> _Lane:
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = _Lane(self._new_transport())
+        lane.last_used = time.monotonic()
+        return lane
 
     async def _sweep(self) -> None:
-        """Close clients of lanes idle for a while (at most once a minute)."""
+        """Close the pools of lanes idle for a while (at most once a minute)."""
         now = time.monotonic()
         if now - self._swept_at < 60:
             return
         self._swept_at = now
         idle = [
-            lane
-            for lane, client in self._clients.items()
-            if client.in_flight == 0 and now - client.last_used > self._idle_seconds
+            name
+            for name, lane in self._lanes.items()
+            if lane.in_flight == 0 and now - lane.last_used > self._idle_seconds
         ]
-        for lane in idle:
-            await self._clients.pop(lane).transport.aclose()
+        for name in idle:
+            await self._lanes.pop(name).transport.aclose()
 
     async def send(
         self,
@@ -134,15 +134,15 @@ class WebhookSender:
         extra_headers: dict[str, str] | None = None,
         lane: str | None = None,
     ) -> AttemptResult:
-        """One attempt; ``lane`` names the client to use (by default the URL's origin)."""
+        """One attempt; ``lane`` names the pool to use (by default the URL's origin)."""
         await self._sweep()
-        holder = self._client(lane or _origin(url))
-        holder.in_flight += 1
+        chosen = self._lane(lane or _origin(url))
+        chosen.in_flight += 1
         try:
-            return await self._send(holder.transport, url, secrets, msg_id, body, extra_headers)
+            return await self._send(chosen.transport, url, secrets, msg_id, body, extra_headers)
         finally:
-            holder.in_flight -= 1
-            holder.last_used = time.monotonic()
+            chosen.in_flight -= 1
+            chosen.last_used = time.monotonic()
 
     async def _send(
         self,
@@ -216,9 +216,9 @@ class WebhookSender:
         return bytes(received[: self._max_bytes])
 
     async def close(self) -> None:
-        clients, self._clients = self._clients, {}
-        for holder in clients.values():
-            await holder.transport.aclose()
+        lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            await lane.transport.aclose()
 
 
 @dataclass(slots=True)
