@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
@@ -117,15 +117,6 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
-def _by_tenant(
-    tenant_ids: Sequence[str], endpoints: Iterable[Endpoint]
-) -> dict[str, list[Endpoint]]:
-    found: dict[str, list[Endpoint]] = {tenant: [] for tenant in tenant_ids}
-    for endpoint in endpoints:
-        found[endpoint.tenant_id].append(endpoint)
-    return found
-
-
 @dataclass(slots=True)
 class DeliveryProgress:
     """The part of a delivery an attempt's outcome moves on (read and written with Core)."""
@@ -189,13 +180,10 @@ class NotificationsRepository:
         return {endpoint.id: endpoint for endpoint in rows.scalars()}
 
     async def tenant_endpoints(self, tenant_ids: Sequence[str]) -> dict[str, list[Endpoint]]:
-        """Every endpoint (disabled too, for the routing record) of these tenants."""
-        if not tenant_ids:
-            return {}
-        rows = await self._session.execute(
-            _ENDPOINTS_OF_TENANTS, {"tenants": list(set(tenant_ids))}
+        """Every endpoint (disabled too, for the routing record) of these tenants, detached."""
+        return await self.run_core(
+            lambda connection: MessageIntake(connection).tenant_endpoints(tenant_ids)
         )
-        return _by_tenant(tenant_ids, rows.scalars())
 
     async def list_endpoints(
         self, tenant_id: str, *, after: tuple[datetime, str] | None, limit: int
@@ -534,8 +522,8 @@ class MessageIntake:
     def tenant_endpoints(self, tenant_ids: Sequence[str]) -> dict[str, list[Endpoint]]:
         """Every endpoint of these tenants, detached (read when the routing cache is stale).
 
-        ORM objects, as ``NotificationsRepository.tenant_endpoints`` gives them,
-        from a session of their own on this connection's transaction.
+        ORM objects from a session of their own on this connection's transaction;
+        ``NotificationsRepository.tenant_endpoints`` (the replay path) reads them here too.
         """
         if not tenant_ids:
             return {}
@@ -544,7 +532,10 @@ class MessageIntake:
                 session.scalars(_ENDPOINTS_OF_TENANTS, {"tenants": list(set(tenant_ids))})
             )
             session.expunge_all()
-        return _by_tenant(tenant_ids, endpoints)
+        found: dict[str, list[Endpoint]] = {tenant: [] for tenant in tenant_ids}
+        for endpoint in endpoints:
+            found[endpoint.tenant_id].append(endpoint)
+        return found
 
     def insert_many(self, model: Any, rows: list[dict[str, Any]]) -> None:
         """One multi-row INSERT through the table, bypassing the ORM's unit of work."""

@@ -58,13 +58,18 @@ def _upsert_quiet_hours(dialect: str) -> Any:
 _UPSERT_QUIET_HOURS = {dialect: _upsert_quiet_hours(dialect) for dialect in _DIALECT_INSERT}
 
 
+def _dialect_key(name: str | None) -> str:
+    """Which of the prebuilt ON CONFLICT forms a database of this dialect takes."""
+    return "postgresql" if name == "postgresql" else "sqlite"
+
+
 class EmailRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
     def _dialect(self) -> str:
         bind = self._session.bind
-        return "postgresql" if bind is not None and bind.dialect.name == "postgresql" else "sqlite"
+        return _dialect_key(bind.dialect.name if bind is not None else None)
 
     def _insert(self, model: Any) -> Any:
         """INSERT with ON CONFLICT, in the dialect of this session (both have the same API)."""
@@ -231,5 +236,5 @@ class EmailLookups:
         status and updated_at; one statement for all of them.
         """
         if rows:
-            dialect = "postgresql" if self.connection.dialect.name == "postgresql" else "sqlite"
+            dialect = _dialect_key(self.connection.dialect.name)
             self.connection.execute(_UPSERT_QUIET_HOURS[dialect], list(rows))
